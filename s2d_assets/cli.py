@@ -1,0 +1,112 @@
+"""The `s2d` command: run the pipeline, show results, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from s2d_assets.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT
+from s2d_assets.state import ensure_dagster_home, state_paths
+
+
+def _experiment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--experiment", "-e", type=Path, default=None,
+        help=f"experiment file (default: $S2D_EXPERIMENT or {DEFAULT_EXPERIMENT.relative_to(PROJECT_ROOT)})",
+    )
+
+
+def _use_experiment(path: Path | None) -> Path:
+    resolved = (path or Path(os.environ.get("S2D_EXPERIMENT") or DEFAULT_EXPERIMENT)).resolve()
+    os.environ["S2D_EXPERIMENT"] = str(resolved)  # the UI and run workers load the same file
+    return resolved
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from s2d_assets.definitions import MATERIALIZE_ALL, load_definitions
+
+    experiment = _use_experiment(args.experiment)
+    paths = state_paths()
+    ensure_dagster_home(paths)
+    started = time.perf_counter()
+    defs = load_definitions(experiment, paths)
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance, raise_on_error=False)
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        print(f"\nThe run failed after {elapsed:.0f}s; see the step errors above (run id {result.run_id}).", file=sys.stderr)
+        return 1
+    print(f"\nMaterialised the '{experiment.stem}' experiment in {elapsed:.0f}s (run id {result.run_id}).\n")
+    print_results(paths.warehouse)
+    print(f"\nWarehouse (DuckDB): {paths.warehouse}")
+    print(f"Dagster home:       {paths.dagster_home}")
+    print("Open the Dagster UI on the same history with:\n"
+          f"  DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml\n"
+          "or simply: .venv/bin/s2d ui")
+    return 0
+
+
+def print_results(warehouse_path: Path) -> None:
+    from s2d_assets.warehouse import Warehouse
+
+    with Warehouse(warehouse_path).connect(read_only=True) as con:
+        table = con.sql(
+            "SELECT task, method, system, n, round(100 * accuracy, 1) AS accuracy_pct, "
+            "round(mean_tokens, 1) AS mean_tokens, round(seconds_per_item, 3) AS seconds_per_item, train_examples "
+            "FROM evaluations ORDER BY task, method, "
+            "CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END"
+        ).pl()
+    import polars as pl
+
+    with pl.Config(tbl_rows=200, tbl_width_chars=160, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print("Evaluation (eval split; System 1 = base model direct answer, System 2 = the method, "
+              "distilled = fine-tuned System 1):")
+        print(table)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    print_results(state_paths().warehouse)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    _use_experiment(args.experiment)
+    home = ensure_dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
+    os.chdir(PROJECT_ROOT)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2d", description="System 2 distillation on Dagster")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialise every stage of the experiment, then print the evaluation")
+    _experiment_arg(run)
+    run.set_defaults(func=cmd_run)
+
+    results = commands.add_parser("results", help="print the evaluation table from the warehouse")
+    results.set_defaults(func=cmd_results)
+
+    ui = commands.add_parser("ui", help="start the Dagster UI on the project's persistent DAGSTER_HOME")
+    _experiment_arg(ui)
+    ui.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to `dagster dev`")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The Dagster entry point (workspace.yaml loads ``defs`` from here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from s2d_assets.assets.stages import base_model_asset, method_assets, task_assets
+from s2d_assets.experiment import DEFAULT_EXPERIMENT, Experiment, load_experiment
+from s2d_assets.resources import PipelineResource, WarehouseResource
+from s2d_assets.stages import Pipeline
+from s2d_assets.state import StatePaths, state_paths
+
+MATERIALIZE_ALL = "materialize_all"
+
+
+def build_definitions(experiment: Experiment, experiment_path: Path, paths: StatePaths) -> Definitions:
+    pipeline = Pipeline(experiment, paths)
+    assets = [base_model_asset(pipeline)]
+    for task in experiment.tasks:
+        assets += task_assets(pipeline, task)
+        for method in experiment.methods:
+            assets += method_assets(pipeline, task, method)
+    return Definitions(
+        assets=assets,
+        jobs=[define_asset_job(MATERIALIZE_ALL, selection=AssetSelection.all(), description="Materialise every stage.")],
+        resources={
+            "s2d": PipelineResource(experiment_path=str(experiment_path), state_dir=str(paths.root)),
+            "warehouse": WarehouseResource(path=str(paths.warehouse)),
+        },
+        # One process: on a small machine a fresh process per step would reload torch each time.
+        executor=in_process_executor,
+    )
+
+
+def load_definitions(experiment_path: Path | str | None = None, paths: StatePaths | None = None) -> Definitions:
+    import os
+
+    resolved = Path(experiment_path or os.environ.get("S2D_EXPERIMENT") or DEFAULT_EXPERIMENT).resolve()
+    return build_definitions(load_experiment(resolved), resolved, paths or state_paths())
+
+
+defs = load_definitions()

@@ -1,0 +1,76 @@
+"""The one engine interface every LLM call goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from s2d_assets.fingerprint import canonical_json, content_hash
+
+Message = tuple[str, str]  # (role, content)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One completion of one chat. ``sample_idx`` and ``seed`` make the N samples distinct."""
+
+    messages: tuple[Message, ...]
+    params: SamplingParams
+    sample_idx: int = 0
+    seed: int = 0
+
+    @classmethod
+    def user(cls, content: str, params: SamplingParams, sample_idx: int = 0, seed: int = 0) -> GenerationRequest:
+        return cls(messages=(("user", content),), params=params, sample_idx=sample_idx, seed=seed)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "messages": [{"role": role, "content": content} for role, content in self.messages],
+            "temperature": self.params.temperature,
+            "top_p": self.params.top_p,
+            "max_new_tokens": self.params.max_new_tokens,
+            "sample_idx": self.sample_idx,
+            "seed": self.seed,
+        }
+
+    def cache_key(self, model_fingerprint: str) -> str:
+        """The content key: model + exact messages + sampling params + sample index and seed."""
+        return content_hash({"model": model_fingerprint, "request": self.as_json()}, length=32)
+
+    def request_json(self) -> str:
+        return canonical_json(self.as_json())
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float = 0.0  # share of the batch's wall time; kept in the cache so reports survive hits
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Generates completions; implementations batch internally."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...
+
+
+def derive_seed(*parts: object) -> int:
+    """A reproducible 63-bit seed from any JSON-able parts."""
+    return int(content_hash(list(parts), length=15), 16)

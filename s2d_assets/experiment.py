@@ -1,0 +1,179 @@
+"""The experiment file: which tasks, methods, filters, training and engine to run.
+
+Loaded from YAML into strict pydantic models, so a typo or a wrong type is refused at load
+with the path of the offending field. Each stage takes its ``code_version`` from the
+fingerprint of exactly the part of this spec that shapes its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from s2d_assets.fingerprint import content_hash
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EXPERIMENT = PROJECT_ROOT / "experiments" / "default.yaml"
+
+
+class ExperimentError(ValueError):
+    """A malformed experiment file; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(Strict):
+    """Where the base model comes from. ``embedded`` is SmolLM2-135M-Instruct from its package."""
+
+    source: Literal["embedded", "path"] = "embedded"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _path_given(self) -> ModelSpec:
+        if self.source == "path" and not self.path:
+            raise ValueError("model.path is required when model.source is 'path'")
+        return self
+
+
+class EngineSpec(Strict):
+    kind: Literal["transformers"] = "transformers"
+    batch_size: int = Field(64, ge=1, description="sequences decoded together")
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+
+class SamplingSpec(Strict):
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+
+
+class LastLetterSpec(Strict):
+    kind: Literal["last_letter"]
+    n_words: int = Field(2, ge=1, le=8)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    name_pool: int = Field(1000, ge=10, description="most frequent census names to draw from")
+
+
+class CoinFlipSpec(Strict):
+    kind: Literal["coin_flip"]
+    n_people: int = Field(2, ge=1, le=8)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    name_pool: int = Field(1000, ge=10)
+
+
+TaskSpec = Annotated[LastLetterSpec | CoinFlipSpec, Field(discriminator="kind")]
+
+
+class CurationSpec(Strict):
+    """Output self-consistency: keep an input when its majority answer has enough votes."""
+
+    min_agreement: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class MethodSpec(Strict):
+    kind: Literal["rar_1step", "rar_2step"]
+    prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
+    max_new_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> budget override")
+    curation: CurationSpec | None = None
+
+
+class TrainingSpec(Strict):
+    mode: Literal["lora", "full"] = "lora"
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(128, ge=16)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    seed: int = 0
+
+
+class EvaluationSpec(Strict):
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding on the eval split")
+
+
+class Experiment(Strict):
+    name: str
+    seed: int = 0
+    n_samples: int = Field(8, ge=1, description="System 2 samples per input for self-consistency")
+    model: ModelSpec = ModelSpec()
+    engine: EngineSpec = EngineSpec()
+    sampling: SamplingSpec = SamplingSpec()
+    tasks: dict[str, TaskSpec]
+    methods: dict[str, MethodSpec]
+    curation: CurationSpec = CurationSpec()
+    training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+
+    @field_validator("tasks", "methods")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("at least one entry is required")
+        for key in value:
+            if not NAME_PATTERN.match(key):
+                raise ValueError(f"name {key!r} must match {NAME_PATTERN.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _method_overrides_name_real_steps(self) -> Experiment:
+        from s2d_assets.methods import method_definition
+
+        for name, spec in self.methods.items():
+            steps = {step.name for step in method_definition(spec.kind).steps}
+            for field in ("prompts", "max_new_tokens"):
+                unknown = set(getattr(spec, field)) - steps
+                if unknown:
+                    raise ValueError(
+                        f"methods.{name}.{field}: unknown step(s) {sorted(unknown)}; "
+                        f"{spec.kind} has steps {sorted(steps)}"
+                    )
+        return self
+
+    def curation_for(self, method: str) -> CurationSpec:
+        return self.methods[method].curation or self.curation
+
+    @property
+    def fingerprint(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid experiment file"]
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  {loc}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_experiment(data: Any, source: Path | str = "<experiment>") -> Experiment:
+    path = Path(source)
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{path}: the experiment file must be a mapping, got {type(data).__name__}")
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as error:
+        raise ExperimentError(_format_error(path, error)) from None
+
+
+def load_experiment(path: Path | str | None = None) -> Experiment:
+    """Load the experiment named by ``path``, ``$S2D_EXPERIMENT`` or the shipped default."""
+    resolved = Path(path or os.environ.get("S2D_EXPERIMENT") or DEFAULT_EXPERIMENT)
+    if not resolved.is_file():
+        raise ExperimentError(f"{resolved}: experiment file not found")
+    try:
+        data = yaml.safe_load(resolved.read_text())
+    except yaml.YAMLError as error:
+        raise ExperimentError(f"{resolved}: not valid YAML: {error}") from None
+    return parse_experiment(data, resolved)

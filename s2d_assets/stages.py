@@ -1,0 +1,362 @@
+"""The pipeline's stages as plain functions over the warehouse (no Dagster here).
+
+Each stage reads its upstream tables, calls the science (tasks, methods, curation,
+training), replaces its own rows in one transaction and returns a ``StageResult`` whose
+``data_version`` hashes what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from s2d_assets.base_models import BaseModel, local_model, provision_embedded
+from s2d_assets.curation import majority_vote
+from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
+from s2d_assets.experiment import Experiment
+from s2d_assets.fingerprint import content_hash, rows_hash
+from s2d_assets.methods import SYSTEM1, MethodDefinition, direct_prompt, method_definition
+from s2d_assets.methods.runner import Chain, ChainResult, run_method
+from s2d_assets.state import StatePaths
+from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
+from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
+from s2d_assets.training.sft import train_sft
+from s2d_assets.warehouse import Warehouse
+
+EngineFactory = Callable[[Path, str, "Path | None"], Engine]
+
+SYSTEM1_BASELINE = "system1"  # method name of the base model's direct answers
+
+
+@dataclass
+class StageResult:
+    data_version: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Pipeline:
+    experiment: Experiment
+    paths: StatePaths
+    engine_factory: EngineFactory | None = None
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths.warehouse)
+
+    def task(self, name: str) -> Task:
+        return build_task(self.experiment.tasks[name])
+
+    def method(self, name: str) -> MethodDefinition:
+        spec = self.experiment.methods[name]
+        return method_definition(spec.kind).with_overrides(spec.prompts, spec.max_new_tokens)
+
+    # -- fingerprints that become Dagster code versions -------------------------------------
+    def inputs_version(self, task: str) -> str:
+        return content_hash(self.experiment.tasks[task].model_dump(mode="json"))
+
+    def generation_version(self, method: MethodDefinition, temperature: float, n_samples: int) -> str:
+        engine = self.experiment.engine.model_dump(mode="json")
+        engine.pop("batch_size")  # batching does not change what is generated
+        return content_hash(
+            {"method": method.fingerprint, "t": temperature, "top_p": self.experiment.sampling.top_p,
+             "n": n_samples, "seed": self.experiment.seed, "engine": engine}
+        )
+
+    def s2_generation_version(self, method: str) -> str:
+        return self.generation_version(self.method(method), self.experiment.sampling.temperature, self.experiment.n_samples)
+
+    def pool_version(self, method: str) -> str:
+        return content_hash(self.experiment.curation_for(method).model_dump(mode="json"))
+
+    def training_version(self) -> str:
+        return content_hash(self.experiment.training.model_dump(mode="json"))
+
+    def evaluation_version(self, method: str) -> str:
+        return content_hash(
+            [self.generation_version(self.method(method), self.experiment.evaluation.temperature, 1),
+             self.generation_version(SYSTEM1, self.experiment.evaluation.temperature, 1)]
+        )
+
+    # -- models and engines --------------------------------------------------------------------
+    def base_model(self) -> BaseModel:
+        spec = self.experiment.model
+        if spec.source == "embedded":
+            return provision_embedded(self.paths.models)
+        return local_model(Path(spec.path or ""))
+
+    def _cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:
+        engine_spec = self.experiment.engine
+        producer = f"{fingerprint}:{engine_spec.kind}:{engine_spec.dtype}"
+        factory = self.engine_factory or (lambda d, f, a: build_engine(engine_spec, d, f, a))
+        return CachedEngine(
+            model_fingerprint=producer,
+            engine_factory=lambda: factory(model_dir, producer, adapter_dir),
+            cache=GenerationCache(self.warehouse),
+            batch_size=engine_spec.batch_size,
+            description=label,
+        )
+
+    # -- stages -----------------------------------------------------------------------------------
+    def write_inputs(self, task_name: str) -> StageResult:
+        inputs = self.task(task_name).build_inputs()
+        frame = pl.DataFrame(
+            {
+                "task": [task_name] * len(inputs),
+                "split": [i.split for i in inputs],
+                "input_id": [i.input_id for i in inputs],
+                "prompt": [i.prompt for i in inputs],
+                "reference": [i.reference for i in inputs],
+                "meta": [json.dumps(i.meta) for i in inputs],
+            }
+        )
+        self.warehouse.replace_rows("inputs", {"task": task_name}, frame)
+        counts = frame.group_by("split").len().sort("split")
+        return StageResult(
+            data_version=rows_hash(frame.sort("input_id").rows()),
+            metadata={"rows": frame.height, **{f"{s}_rows": n for s, n in counts.rows()}},
+            markdown={"preview": _markdown(frame.select("split", "input_id", "prompt", "reference").head(5))},
+        )
+
+    def write_perturbed_inputs(self, task_name: str) -> StageResult:
+        """Variant 0 is the input itself; perturbation methods add more variants with answer maps."""
+        frame = self.warehouse.query(
+            "SELECT task, input_id, 0 AS variant_id, prompt, '{}'::JSON AS answer_map FROM inputs "
+            "WHERE task = ? AND split = ? ORDER BY input_id",
+            [task_name, TRAIN],
+        )
+        self.warehouse.replace_rows("perturbed_inputs", {"task": task_name}, frame)
+        return StageResult(
+            data_version=rows_hash(frame.select("input_id", "variant_id", "prompt").rows()),
+            metadata={"rows": frame.height, "variants_per_input": 1},
+        )
+
+    def _inputs(self, task_name: str, split: str) -> list[dict[str, Any]]:
+        frame = self.warehouse.query(
+            "SELECT input_id, prompt, reference, meta FROM inputs WHERE task = ? AND split = ? ORDER BY input_id",
+            [task_name, split],
+        )
+        return [{**row, "meta": json.loads(row["meta"] or "{}")} for row in frame.iter_rows(named=True)]
+
+    def _store_generations(
+        self, task_name: str, method: str, system: str, split: str, results: list[ChainResult], answers: list[str | None]
+    ) -> pl.DataFrame:
+        frame = pl.DataFrame(
+            {
+                "task": task_name, "method": method, "system": system, "split": split,
+                "input_id": [r.chain.input_id for r in results],
+                "variant_id": [r.chain.variant_id for r in results],
+                "sample_idx": [r.chain.sample_idx for r in results],
+                "steps": [json.dumps(r.steps) for r in results],
+                "output": [r.output for r in results],
+                "answer": answers,
+                "prompt_tokens": [r.prompt_tokens for r in results],
+                "completion_tokens": [r.completion_tokens for r in results],
+                "seconds": [r.seconds for r in results],
+                "cache_key": [r.cache_key for r in results],
+            },
+            schema_overrides={"answer": pl.String},
+        )
+        where = {"task": task_name, "method": method, "system": system, "split": split}
+        self.warehouse.replace_rows("generations", where, frame)
+        return frame
+
+    def generate_system2(self, task_name: str, method_name: str, base: BaseModel) -> StageResult:
+        task, method = self.task(task_name), self.method(method_name)
+        variants = self.warehouse.query(
+            "SELECT p.input_id, p.variant_id, p.prompt, i.meta FROM perturbed_inputs p "
+            "JOIN inputs i USING (task, input_id) WHERE p.task = ? ORDER BY p.input_id, p.variant_id",
+            [task_name],
+        )
+        metas = {row["input_id"]: json.loads(row["meta"] or "{}") for row in variants.iter_rows(named=True)}
+        chains = [
+            Chain(row["input_id"], row["prompt"], row["variant_id"], sample)
+            for row in variants.iter_rows(named=True)
+            for sample in range(self.experiment.n_samples)
+        ]
+        engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}")
+        sampling = self.experiment.sampling
+        results = run_method(method, chains, engine, sampling.temperature, sampling.top_p, self.experiment.seed, engine.model_fingerprint)
+        answers = [task.parse_answer(r.output, metas[r.chain.input_id]) for r in results]
+        frame = self._store_generations(task_name, method_name, "system2", TRAIN, results, answers)
+        parsed = sum(a is not None for a in answers)
+        return StageResult(
+            data_version=rows_hash(frame.select("input_id", "variant_id", "sample_idx", "output").sort("input_id", "variant_id", "sample_idx").rows()),
+            metadata={
+                "rows": frame.height,
+                "parse_rate": round(parsed / max(len(answers), 1), 4),
+                "mean_completion_tokens": round(float(frame["completion_tokens"].mean() or 0.0), 2),
+                **engine.stats.as_metadata(),
+            },
+            markdown={"preview": _markdown(frame.select("input_id", "sample_idx", "answer", "output").head(5))},
+        )
+
+    def curate(self, task_name: str, method_name: str) -> StageResult:
+        spec = self.experiment.curation_for(method_name)
+        samples = self.warehouse.query(
+            "SELECT input_id, answer FROM generations WHERE task = ? AND method = ? AND system = 'system2' "
+            "AND split = ? AND variant_id = 0 ORDER BY input_id, sample_idx",
+            [task_name, method_name, TRAIN],
+        )
+        rows = []
+        for (input_id,), group in samples.group_by(["input_id"], maintain_order=True):
+            decision = majority_vote(group["answer"].to_list(), spec.min_agreement)
+            rows.append(
+                {"task": task_name, "method": method_name, "input_id": input_id, "answer": decision.answer,
+                 "votes": json.dumps(decision.votes, sort_keys=True), "n_samples": decision.n_samples,
+                 "agreement": decision.agreement, "kept": decision.kept, "reason": decision.reason}
+            )
+        frame = pl.DataFrame(rows, schema_overrides={"answer": pl.String, "n_samples": pl.Int32})
+        self.warehouse.replace_rows("curated_pool", {"task": task_name, "method": method_name}, frame)
+        kept = int(frame["kept"].sum()) if frame.height else 0
+        reasons = frame.group_by("reason").len().sort("reason") if frame.height else pl.DataFrame()
+        return StageResult(
+            data_version=rows_hash(frame.select("input_id", "answer", "kept").sort("input_id").rows() if frame.height else []),
+            metadata={"inputs": frame.height, "kept": kept, "keep_rate": round(kept / max(frame.height, 1), 4),
+                      "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0},
+            markdown={"reasons": _markdown(reasons) if frame.height else "(empty)"},
+        )
+
+    def build_distillation_set(self, task_name: str, method_name: str) -> StageResult:
+        pool = self.warehouse.query(
+            "SELECT c.input_id, i.prompt AS question, c.answer FROM curated_pool c JOIN inputs i USING (task, input_id) "
+            "WHERE c.task = ? AND c.method = ? AND c.kept ORDER BY c.input_id",
+            [task_name, method_name],
+        )
+        frame = pl.DataFrame(
+            {
+                "task": task_name, "method": method_name,
+                "input_id": pool["input_id"],
+                "prompt": [direct_prompt(q) for q in pool["question"]],
+                "completion": pool["answer"],
+            },
+            schema={"task": pl.String, "method": pl.String, "input_id": pl.String, "prompt": pl.String, "completion": pl.String},
+        )
+        self.warehouse.replace_rows("distillation_set", {"task": task_name, "method": method_name}, frame)
+        return StageResult(
+            data_version=rows_hash(frame.select("input_id", "prompt", "completion").rows()),
+            metadata={"examples": frame.height},
+            markdown={"preview": _markdown(frame.select("prompt", "completion").head(5))},
+        )
+
+    def train_checkpoint(self, task_name: str, method_name: str, base: BaseModel, lineage: dict[str, Any]) -> StageResult:
+        examples = self.warehouse.query(
+            "SELECT prompt, completion FROM distillation_set WHERE task = ? AND method = ? ORDER BY input_id",
+            [task_name, method_name],
+        ).rows()
+        spec = self.experiment.training
+        version = content_hash({"base": base.fingerprint, "data": rows_hash(examples), "training": spec.model_dump(mode="json")})
+        root = self.paths.checkpoints / self.experiment.name / task_name / method_name
+        metrics: dict[str, float] = {}
+
+        # An empty pool distils nothing: the "checkpoint" is the base model itself, recorded as such.
+        mode = spec.mode if examples else "none"
+
+        def train(staging: Path) -> None:
+            if examples:
+                metrics.update(train_sft(base.path, [tuple(e) for e in examples], spec, staging))
+
+        card = {"experiment": self.experiment.name, "task": task_name, "method": method_name,
+                "base_model": base.name, "base_fingerprint": base.fingerprint, "mode": mode,
+                "pool_size": len(examples), **lineage}
+        checkpoint = publish_checkpoint(root, version, train, card)
+        manifest = read_manifest(checkpoint)
+        return StageResult(
+            data_version=str(manifest["fingerprint"]),
+            metadata={"path": str(checkpoint), "examples": len(examples), "mode": mode,
+                      "trained_now": bool(metrics), **metrics},
+        )
+
+    def generate_system1_baseline(self, task_name: str, base: BaseModel) -> StageResult:
+        engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
+        frame, summary = self._evaluate_system(task_name, SYSTEM1_BASELINE, "system1", SYSTEM1, engine)
+        return StageResult(
+            data_version=rows_hash(frame.select("input_id", "output").rows()),
+            metadata={**summary, **engine.stats.as_metadata()},
+        )
+
+    def _evaluate_system(
+        self, task_name: str, method_name: str, system: str, method: MethodDefinition, engine: CachedEngine
+    ) -> tuple[pl.DataFrame, dict[str, float]]:
+        task = self.task(task_name)
+        items = self._inputs(task_name, EVAL)
+        chains = [Chain(item["input_id"], item["prompt"]) for item in items]
+        temperature = self.experiment.evaluation.temperature
+        results = run_method(method, chains, engine, temperature, self.experiment.sampling.top_p, self.experiment.seed, engine.model_fingerprint)
+        answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
+        frame = self._store_generations(task_name, method_name, system, EVAL, results, answers)
+        correct = [task.is_correct(a, item["reference"]) for a, item in zip(answers, items, strict=True)]
+        n = len(items)
+        return frame, {
+            "n": n,
+            "accuracy": sum(correct) / n if n else 0.0,
+            "mean_tokens": float(frame["completion_tokens"].mean() or 0.0) if n else 0.0,
+            "seconds_per_item": float(frame["seconds"].mean() or 0.0) if n else 0.0,
+        }
+
+    def evaluate(self, task_name: str, method_name: str, base: BaseModel, checkpoint: Path) -> StageResult:
+        s2_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval")
+        _, system2 = self._evaluate_system(task_name, method_name, "system2", self.method(method_name), s2_engine)
+        manifest = read_manifest(checkpoint)
+        if manifest["mode"] == "none":  # nothing was distilled: the base model answers
+            distilled_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/distilled")
+        else:
+            adapter = checkpoint if manifest["mode"] == "lora" else None
+            distilled_engine = self._cached_engine(
+                base.path if adapter else checkpoint, str(manifest["fingerprint"]), adapter,
+                f"{task_name}/{method_name}/distilled",
+            )
+        _, distilled = self._evaluate_system(task_name, method_name, "distilled", SYSTEM1, distilled_engine)
+        baseline = self.warehouse.query(
+            "SELECT output, answer, completion_tokens, seconds, input_id FROM generations "
+            "WHERE task = ? AND method = ? AND system = 'system1' AND split = ?",
+            [task_name, SYSTEM1_BASELINE, EVAL],
+        )
+        if baseline.height == 0:
+            raise RuntimeError(f"{task_name}: the System 1 baseline generations are missing; materialise s1_generations first")
+        references = {i["input_id"]: i["reference"] for i in self._inputs(task_name, EVAL)}
+        task = self.task(task_name)
+        system1 = {
+            "n": baseline.height,
+            "accuracy": sum(task.is_correct(a, references[i]) for a, i in zip(baseline["answer"], baseline["input_id"], strict=True)) / baseline.height,
+            "mean_tokens": float(baseline["completion_tokens"].mean() or 0.0),
+            "seconds_per_item": float(baseline["seconds"].mean() or 0.0),
+        }
+        rows = [
+            {"task": task_name, "method": method_name, "system": system, "split": EVAL,
+             "checkpoint": str(checkpoint) if system == "distilled" else None,
+             "train_examples": int(manifest["pool_size"]) if system == "distilled" else None, **values}
+            for system, values in (("system1", system1), ("system2", system2), ("distilled", distilled))
+        ]
+        frame = pl.DataFrame(rows, schema_overrides={"checkpoint": pl.String, "n": pl.Int32, "train_examples": pl.Int32})
+        self.warehouse.replace_rows("evaluations", {"task": task_name, "method": method_name}, frame)
+        table = frame.select(
+            "system", "n", (pl.col("accuracy") * 100).round(1).alias("accuracy_%"),
+            pl.col("mean_tokens").round(1), pl.col("seconds_per_item").round(3), "train_examples",
+        )
+        return StageResult(
+            data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
+            metadata={f"{row['system']}_accuracy": round(row["accuracy"], 4) for row in rows}
+            | {"cache_misses": s2_engine.stats.misses + distilled_engine.stats.misses},
+            markdown={"evaluation": _markdown(table)},
+        )
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    if frame.height == 0:
+        return "(no rows)"
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.rows()]
+    return "\n".join([header, rule, *body])
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:120]

@@ -1,0 +1,53 @@
+"""What every task provides: reproducible inputs, answer parsing and scoring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from s2d_assets.fingerprint import content_hash
+
+TRAIN = "train"  # used unlabelled: curation never reads `reference`
+EVAL = "eval"
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    input_id: str
+    split: str
+    prompt: str
+    reference: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def input_id(task_kind: str, prompt: str) -> str:
+    """Content-derived id, so the same question always has the same id."""
+    return f"{task_kind}-{content_hash(prompt, length=12)}"
+
+
+class Task(Protocol):
+    kind: str
+
+    def build_inputs(self) -> list[TaskInput]: ...
+
+    def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None: ...
+
+    def is_correct(self, answer: str | None, reference: str) -> bool: ...
+
+
+def split_unique(kind: str, items: list[tuple[str, str, dict[str, Any]]], train_size: int, eval_size: int) -> list[TaskInput]:
+    """Assign de-duplicated (prompt, reference, meta) items to train, then eval."""
+    seen: set[str] = set()
+    inputs: list[TaskInput] = []
+    for prompt, reference, meta in items:
+        if prompt in seen:
+            continue
+        seen.add(prompt)
+        split = TRAIN if len(inputs) < train_size else EVAL
+        inputs.append(TaskInput(input_id(kind, prompt), split, prompt, reference, meta))
+        if len(inputs) == train_size + eval_size:
+            return inputs
+    raise ValueError(
+        f"task {kind}: could only make {len(inputs)} distinct inputs of the {train_size + eval_size} asked for; "
+        "raise name_pool or lower the sizes"
+    )

@@ -1,0 +1,55 @@
+"""Coin flip state tracking (Wei et al., 2022): is the coin still heads up after the flips?"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from s2d_assets.experiment import CoinFlipSpec
+from s2d_assets.tasks.base import TaskInput, split_unique
+from s2d_assets.tasks.names_data import first_names
+
+_VERDICT = re.compile(r"\b(yes|no|heads|tails)\b", re.IGNORECASE)
+_NEGATED_HEADS = re.compile(r"\bnot\s+(?:still\s+)?heads\b", re.IGNORECASE)
+_NEGATED_TAILS = re.compile(r"\bnot\s+(?:still\s+)?tails\b", re.IGNORECASE)
+_MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
+
+
+@dataclass(frozen=True)
+class CoinFlipTask:
+    spec: CoinFlipSpec
+    kind: str = "coin_flip"
+
+    def build_inputs(self) -> list[TaskInput]:
+        rng = random.Random(self.spec.seed)
+        people = first_names(self.spec.name_pool)
+        wanted = self.spec.train_size + self.spec.eval_size
+
+        def items():  # type: ignore[no-untyped-def]
+            for _ in range(wanted * 20):
+                names = rng.sample(people, self.spec.n_people)
+                flips = [rng.random() < 0.5 for _ in names]
+                sentences = [f"{n} flips the coin." if f else f"{n} does not flip the coin." for n, f in zip(names, flips, strict=True)]
+                prompt = "A coin is heads up. " + " ".join(sentences) + " Is the coin still heads up?"
+                answer = "yes" if sum(flips) % 2 == 0 else "no"
+                yield prompt, answer, {"names": names, "flips": flips}
+
+        return split_unique(self.kind, list(items()), self.spec.train_size, self.spec.eval_size)
+
+    def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
+        # The last verdict word wins: models restate the question ("heads up") before answering.
+        stripped = text.strip().lower()
+        text = _NEGATED_HEADS.sub("tails", _NEGATED_TAILS.sub("heads", text))
+        for word in ("yes", "no"):
+            if stripped.startswith(word) and len(stripped) < 40:
+                return word
+        verdicts = _VERDICT.findall(text)
+        explicit = [v.lower() for v in verdicts if v.lower() in ("yes", "no")]
+        if explicit:
+            return explicit[-1]
+        return _MEANING[verdicts[-1].lower()] if verdicts else None
+
+    def is_correct(self, answer: str | None, reference: str) -> bool:
+        return answer is not None and answer.strip().lower() == reference.strip().lower()

@@ -1,0 +1,1 @@
+"""Training the distilled System 1 (TRL SFT, LoRA by default)."""
