@@ -14,7 +14,10 @@ from s2d_assets.state import ensure_dagster_home, state_paths
 
 def _experiment_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--experiment", "-e", type=Path, default=None,
+        "--experiment",
+        "-e",
+        type=Path,
+        default=None,
         help=f"experiment file (default: $S2D_EXPERIMENT or {DEFAULT_EXPERIMENT.relative_to(PROJECT_ROOT)})",
     )
 
@@ -39,15 +42,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = defs.resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance, raise_on_error=False)
     elapsed = time.perf_counter() - started
     if not result.success:
-        print(f"\nThe run failed after {elapsed:.0f}s; see the step errors above (run id {result.run_id}).", file=sys.stderr)
+        print(
+            f"\nThe run failed after {elapsed:.0f}s; see the step errors above (run id {result.run_id}).",
+            file=sys.stderr,
+        )
         return 1
     print(f"\nMaterialised the '{experiment.stem}' experiment in {elapsed:.0f}s (run id {result.run_id}).\n")
     print_results(paths.warehouse)
     print(f"\nWarehouse (DuckDB): {paths.warehouse}")
     print(f"Dagster home:       {paths.dagster_home}")
-    print("Open the Dagster UI on the same history with:\n"
-          f"  DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml\n"
-          "or simply: .venv/bin/s2d ui")
+    print(
+        "Open the Dagster UI on the same history with:\n"
+        f"  DAGSTER_HOME={paths.dagster_home} .venv/bin/dagster dev -w workspace.yaml\n"
+        "or simply: .venv/bin/s2d ui"
+    )
     return 0
 
 
@@ -64,8 +72,10 @@ def print_results(warehouse_path: Path) -> None:
     import polars as pl
 
     with pl.Config(tbl_rows=200, tbl_width_chars=160, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        print("Evaluation (eval split; System 1 = base model direct answer, System 2 = the method, "
-              "distilled = fine-tuned System 1):")
+        print(
+            "Evaluation (eval split; System 1 = base model direct answer, System 2 = the method, "
+            "distilled = fine-tuned System 1):"
+        )
         print(table)
 
 

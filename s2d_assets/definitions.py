@@ -24,7 +24,9 @@ def build_definitions(experiment: Experiment, experiment_path: Path, paths: Stat
             assets += method_assets(pipeline, task, method)
     return Definitions(
         assets=assets,
-        jobs=[define_asset_job(MATERIALIZE_ALL, selection=AssetSelection.all(), description="Materialise every stage.")],
+        jobs=[
+            define_asset_job(MATERIALIZE_ALL, selection=AssetSelection.all(), description="Materialise every stage.")
+        ],
         resources={
             "s2d": PipelineResource(experiment_path=str(experiment_path), state_dir=str(paths.root)),
             "warehouse": WarehouseResource(path=str(paths.warehouse)),

@@ -1,6 +1,5 @@
 """Dagster resources: the experiment-bound pipeline (engines, state folder) and the warehouse."""
 
-
 from pathlib import Path
 
 from dagster import ConfigurableResource

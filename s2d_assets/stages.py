@@ -65,12 +65,20 @@ class Pipeline:
         engine = self.experiment.engine.model_dump(mode="json")
         engine.pop("batch_size")  # batching does not change what is generated
         return content_hash(
-            {"method": method.fingerprint, "t": temperature, "top_p": self.experiment.sampling.top_p,
-             "n": n_samples, "seed": self.experiment.seed, "engine": engine}
+            {
+                "method": method.fingerprint,
+                "t": temperature,
+                "top_p": self.experiment.sampling.top_p,
+                "n": n_samples,
+                "seed": self.experiment.seed,
+                "engine": engine,
+            }
         )
 
     def s2_generation_version(self, method: str) -> str:
-        return self.generation_version(self.method(method), self.experiment.sampling.temperature, self.experiment.n_samples)
+        return self.generation_version(
+            self.method(method), self.experiment.sampling.temperature, self.experiment.n_samples
+        )
 
     def pool_version(self, method: str) -> str:
         return content_hash(self.experiment.curation_for(method).model_dump(mode="json"))
@@ -80,8 +88,10 @@ class Pipeline:
 
     def evaluation_version(self, method: str) -> str:
         return content_hash(
-            [self.generation_version(self.method(method), self.experiment.evaluation.temperature, 1),
-             self.generation_version(SYSTEM1, self.experiment.evaluation.temperature, 1)]
+            [
+                self.generation_version(self.method(method), self.experiment.evaluation.temperature, 1),
+                self.generation_version(SYSTEM1, self.experiment.evaluation.temperature, 1),
+            ]
         )
 
     # -- models and engines --------------------------------------------------------------------
@@ -145,11 +155,20 @@ class Pipeline:
         return [{**row, "meta": json.loads(row["meta"] or "{}")} for row in frame.iter_rows(named=True)]
 
     def _store_generations(
-        self, task_name: str, method: str, system: str, split: str, results: list[ChainResult], answers: list[str | None]
+        self,
+        task_name: str,
+        method: str,
+        system: str,
+        split: str,
+        results: list[ChainResult],
+        answers: list[str | None],
     ) -> pl.DataFrame:
         frame = pl.DataFrame(
             {
-                "task": task_name, "method": method, "system": system, "split": split,
+                "task": task_name,
+                "method": method,
+                "system": system,
+                "split": split,
                 "input_id": [r.chain.input_id for r in results],
                 "variant_id": [r.chain.variant_id for r in results],
                 "sample_idx": [r.chain.sample_idx for r in results],
@@ -182,12 +201,18 @@ class Pipeline:
         ]
         engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}")
         sampling = self.experiment.sampling
-        results = run_method(method, chains, engine, sampling.temperature, sampling.top_p, self.experiment.seed, engine.model_fingerprint)
+        results = run_method(
+            method, chains, engine, sampling.temperature, sampling.top_p, self.experiment.seed, engine.model_fingerprint
+        )
         answers = [task.parse_answer(r.output, metas[r.chain.input_id]) for r in results]
         frame = self._store_generations(task_name, method_name, "system2", TRAIN, results, answers)
         parsed = sum(a is not None for a in answers)
         return StageResult(
-            data_version=rows_hash(frame.select("input_id", "variant_id", "sample_idx", "output").sort("input_id", "variant_id", "sample_idx").rows()),
+            data_version=rows_hash(
+                frame.select("input_id", "variant_id", "sample_idx", "output")
+                .sort("input_id", "variant_id", "sample_idx")
+                .rows()
+            ),
             metadata={
                 "rows": frame.height,
                 "parse_rate": round(parsed / max(len(answers), 1), 4),
@@ -208,35 +233,57 @@ class Pipeline:
         for (input_id,), group in samples.group_by(["input_id"], maintain_order=True):
             decision = majority_vote(group["answer"].to_list(), spec.min_agreement)
             rows.append(
-                {"task": task_name, "method": method_name, "input_id": input_id, "answer": decision.answer,
-                 "votes": json.dumps(decision.votes, sort_keys=True), "n_samples": decision.n_samples,
-                 "agreement": decision.agreement, "kept": decision.kept, "reason": decision.reason}
+                {
+                    "task": task_name,
+                    "method": method_name,
+                    "input_id": input_id,
+                    "answer": decision.answer,
+                    "votes": json.dumps(decision.votes, sort_keys=True),
+                    "n_samples": decision.n_samples,
+                    "agreement": decision.agreement,
+                    "kept": decision.kept,
+                    "reason": decision.reason,
+                }
             )
         frame = pl.DataFrame(rows, schema_overrides={"answer": pl.String, "n_samples": pl.Int32})
         self.warehouse.replace_rows("curated_pool", {"task": task_name, "method": method_name}, frame)
         kept = int(frame["kept"].sum()) if frame.height else 0
         reasons = frame.group_by("reason").len().sort("reason") if frame.height else pl.DataFrame()
         return StageResult(
-            data_version=rows_hash(frame.select("input_id", "answer", "kept").sort("input_id").rows() if frame.height else []),
-            metadata={"inputs": frame.height, "kept": kept, "keep_rate": round(kept / max(frame.height, 1), 4),
-                      "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0},
+            data_version=rows_hash(
+                frame.select("input_id", "answer", "kept").sort("input_id").rows() if frame.height else []
+            ),
+            metadata={
+                "inputs": frame.height,
+                "kept": kept,
+                "keep_rate": round(kept / max(frame.height, 1), 4),
+                "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
+            },
             markdown={"reasons": _markdown(reasons) if frame.height else "(empty)"},
         )
 
     def build_distillation_set(self, task_name: str, method_name: str) -> StageResult:
         pool = self.warehouse.query(
-            "SELECT c.input_id, i.prompt AS question, c.answer FROM curated_pool c JOIN inputs i USING (task, input_id) "
+            "SELECT c.input_id, i.prompt AS question, c.answer "
+            "FROM curated_pool c JOIN inputs i USING (task, input_id) "
             "WHERE c.task = ? AND c.method = ? AND c.kept ORDER BY c.input_id",
             [task_name, method_name],
         )
         frame = pl.DataFrame(
             {
-                "task": task_name, "method": method_name,
+                "task": task_name,
+                "method": method_name,
                 "input_id": pool["input_id"],
                 "prompt": [direct_prompt(q) for q in pool["question"]],
                 "completion": pool["answer"],
             },
-            schema={"task": pl.String, "method": pl.String, "input_id": pl.String, "prompt": pl.String, "completion": pl.String},
+            schema={
+                "task": pl.String,
+                "method": pl.String,
+                "input_id": pl.String,
+                "prompt": pl.String,
+                "completion": pl.String,
+            },
         )
         self.warehouse.replace_rows("distillation_set", {"task": task_name, "method": method_name}, frame)
         return StageResult(
@@ -245,13 +292,17 @@ class Pipeline:
             markdown={"preview": _markdown(frame.select("prompt", "completion").head(5))},
         )
 
-    def train_checkpoint(self, task_name: str, method_name: str, base: BaseModel, lineage: dict[str, Any]) -> StageResult:
+    def train_checkpoint(
+        self, task_name: str, method_name: str, base: BaseModel, lineage: dict[str, Any]
+    ) -> StageResult:
         examples = self.warehouse.query(
             "SELECT prompt, completion FROM distillation_set WHERE task = ? AND method = ? ORDER BY input_id",
             [task_name, method_name],
         ).rows()
         spec = self.experiment.training
-        version = content_hash({"base": base.fingerprint, "data": rows_hash(examples), "training": spec.model_dump(mode="json")})
+        version = content_hash(
+            {"base": base.fingerprint, "data": rows_hash(examples), "training": spec.model_dump(mode="json")}
+        )
         root = self.paths.checkpoints / self.experiment.name / task_name / method_name
         metrics: dict[str, float] = {}
 
@@ -262,15 +313,27 @@ class Pipeline:
             if examples:
                 metrics.update(train_sft(base.path, [tuple(e) for e in examples], spec, staging))
 
-        card = {"experiment": self.experiment.name, "task": task_name, "method": method_name,
-                "base_model": base.name, "base_fingerprint": base.fingerprint, "mode": mode,
-                "pool_size": len(examples), **lineage}
+        card = {
+            "experiment": self.experiment.name,
+            "task": task_name,
+            "method": method_name,
+            "base_model": base.name,
+            "base_fingerprint": base.fingerprint,
+            "mode": mode,
+            "pool_size": len(examples),
+            **lineage,
+        }
         checkpoint = publish_checkpoint(root, version, train, card)
         manifest = read_manifest(checkpoint)
         return StageResult(
             data_version=str(manifest["fingerprint"]),
-            metadata={"path": str(checkpoint), "examples": len(examples), "mode": mode,
-                      "trained_now": bool(metrics), **metrics},
+            metadata={
+                "path": str(checkpoint),
+                "examples": len(examples),
+                "mode": mode,
+                "trained_now": bool(metrics),
+                **metrics,
+            },
         )
 
     def generate_system1_baseline(self, task_name: str, base: BaseModel) -> StageResult:
@@ -288,7 +351,15 @@ class Pipeline:
         items = self._inputs(task_name, EVAL)
         chains = [Chain(item["input_id"], item["prompt"]) for item in items]
         temperature = self.experiment.evaluation.temperature
-        results = run_method(method, chains, engine, temperature, self.experiment.sampling.top_p, self.experiment.seed, engine.model_fingerprint)
+        results = run_method(
+            method,
+            chains,
+            engine,
+            temperature,
+            self.experiment.sampling.top_p,
+            self.experiment.seed,
+            engine.model_fingerprint,
+        )
         answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
         frame = self._store_generations(task_name, method_name, system, EVAL, results, answers)
         correct = [task.is_correct(a, item["reference"]) for a, item in zip(answers, items, strict=True)]
@@ -305,11 +376,15 @@ class Pipeline:
         _, system2 = self._evaluate_system(task_name, method_name, "system2", self.method(method_name), s2_engine)
         manifest = read_manifest(checkpoint)
         if manifest["mode"] == "none":  # nothing was distilled: the base model answers
-            distilled_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/distilled")
+            distilled_engine = self._cached_engine(
+                base.path, base.fingerprint, None, f"{task_name}/{method_name}/distilled"
+            )
         else:
             adapter = checkpoint if manifest["mode"] == "lora" else None
             distilled_engine = self._cached_engine(
-                base.path if adapter else checkpoint, str(manifest["fingerprint"]), adapter,
+                base.path if adapter else checkpoint,
+                str(manifest["fingerprint"]),
+                adapter,
                 f"{task_name}/{method_name}/distilled",
             )
         _, distilled = self._evaluate_system(task_name, method_name, "distilled", SYSTEM1, distilled_engine)
@@ -319,26 +394,43 @@ class Pipeline:
             [task_name, SYSTEM1_BASELINE, EVAL],
         )
         if baseline.height == 0:
-            raise RuntimeError(f"{task_name}: the System 1 baseline generations are missing; materialise s1_generations first")
+            raise RuntimeError(
+                f"{task_name}: the System 1 baseline generations are missing; materialise s1_generations first"
+            )
         references = {i["input_id"]: i["reference"] for i in self._inputs(task_name, EVAL)}
         task = self.task(task_name)
         system1 = {
             "n": baseline.height,
-            "accuracy": sum(task.is_correct(a, references[i]) for a, i in zip(baseline["answer"], baseline["input_id"], strict=True)) / baseline.height,
+            "accuracy": sum(
+                task.is_correct(a, references[i]) for a, i in zip(baseline["answer"], baseline["input_id"], strict=True)
+            )
+            / baseline.height,
             "mean_tokens": float(baseline["completion_tokens"].mean() or 0.0),
             "seconds_per_item": float(baseline["seconds"].mean() or 0.0),
         }
         rows = [
-            {"task": task_name, "method": method_name, "system": system, "split": EVAL,
-             "checkpoint": str(checkpoint) if system == "distilled" else None,
-             "train_examples": int(manifest["pool_size"]) if system == "distilled" else None, **values}
+            {
+                "task": task_name,
+                "method": method_name,
+                "system": system,
+                "split": EVAL,
+                "checkpoint": str(checkpoint) if system == "distilled" else None,
+                "train_examples": int(manifest["pool_size"]) if system == "distilled" else None,
+                **values,
+            }
             for system, values in (("system1", system1), ("system2", system2), ("distilled", distilled))
         ]
-        frame = pl.DataFrame(rows, schema_overrides={"checkpoint": pl.String, "n": pl.Int32, "train_examples": pl.Int32})
+        frame = pl.DataFrame(
+            rows, schema_overrides={"checkpoint": pl.String, "n": pl.Int32, "train_examples": pl.Int32}
+        )
         self.warehouse.replace_rows("evaluations", {"task": task_name, "method": method_name}, frame)
         table = frame.select(
-            "system", "n", (pl.col("accuracy") * 100).round(1).alias("accuracy_%"),
-            pl.col("mean_tokens").round(1), pl.col("seconds_per_item").round(3), "train_examples",
+            "system",
+            "n",
+            (pl.col("accuracy") * 100).round(1).alias("accuracy_%"),
+            pl.col("mean_tokens").round(1),
+            pl.col("seconds_per_item").round(3),
+            "train_examples",
         )
         return StageResult(
             data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),

@@ -1,6 +1,5 @@
 """The stage assets, built from the experiment: per task, then per (task, method)."""
 
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -25,12 +24,16 @@ def base_model_asset(pipeline: Pipeline) -> AssetsDefinition:
         key=BASE_MODEL,
         group_name="models",
         code_version=content_hash(pipeline.experiment.model.model_dump(mode="json")),
-        description="The base model as a Hugging Face directory (the embedded SmolLM2 is provisioned from its package).",
+        description="The base model as a Hugging Face directory (the embedded SmolLM2 comes from its package).",
     )
     def base_model(s2d: PipelineResource) -> MaterializeResult:
         model = s2d.pipeline().base_model()
         return MaterializeResult(
-            metadata={"name": model.name, "path": MetadataValue.path(str(model.path)), "fingerprint": model.fingerprint},
+            metadata={
+                "name": model.name,
+                "path": MetadataValue.path(str(model.path)),
+                "fingerprint": model.fingerprint,
+            },
             data_version=DataVersion(model.fingerprint),
         )
 
@@ -40,21 +43,37 @@ def base_model_asset(pipeline: Pipeline) -> AssetsDefinition:
 def task_assets(pipeline: Pipeline, task: str) -> list[AssetsDefinition]:
     raw, perturbed = task_key(task, "raw_inputs"), task_key(task, "perturbed_inputs")
 
-    @asset(key=raw, group_name=task, pool=WRITER_POOL, code_version=pipeline.inputs_version(task),
-           description=f"Task inputs for {task}: a train split (used unlabelled) and a labelled eval split.")
+    @asset(
+        key=raw,
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version=pipeline.inputs_version(task),
+        description=f"Task inputs for {task}: a train split (used unlabelled) and a labelled eval split.",
+    )
     def raw_inputs(s2d: PipelineResource) -> MaterializeResult:
         return to_materialization(s2d.pipeline().write_inputs(task))
 
-    @asset(key=perturbed, deps=[raw], group_name=task, pool=WRITER_POOL, code_version="identity-v1",
-           description="Train inputs and their perturbed variants, each with a map of answers back to the original.")
+    @asset(
+        key=perturbed,
+        deps=[raw],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version="identity-v1",
+        description="Train inputs and their perturbed variants, each with a map of answers back to the original.",
+    )
     def perturbed_inputs(s2d: PipelineResource) -> MaterializeResult:
         return to_materialization(s2d.pipeline().write_perturbed_inputs(task))
 
     system1_version = pipeline.generation_version(SYSTEM1, pipeline.experiment.evaluation.temperature, 1)
 
-    @asset(key=task_key(task, "s1_generations"), deps=[BASE_MODEL, raw], group_name=task, pool=WRITER_POOL,
-           code_version=system1_version,
-           description="System 1 baseline: the base model's direct answers on the eval split.")
+    @asset(
+        key=task_key(task, "s1_generations"),
+        deps=[BASE_MODEL, raw],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version=system1_version,
+        description="System 1 baseline: the base model's direct answers on the eval split.",
+    )
     def s1_generations(s2d: PipelineResource) -> MaterializeResult:
         p = s2d.pipeline()
         return to_materialization(p.generate_system1_baseline(task, p.base_model()))
@@ -69,26 +88,47 @@ def method_assets(pipeline: Pipeline, task: str, method: str) -> list[AssetsDefi
     checkpoint = method_key(task, method, "s1_checkpoint")
     kind = pipeline.experiment.methods[method].kind
 
-    @asset(key=generations, deps=[BASE_MODEL, task_key(task, "perturbed_inputs")], group_name=task, pool=WRITER_POOL,
-           code_version=pipeline.s2_generation_version(method),
-           description=f"{kind}: N sampled System 2 answers per train input (and variant).")
+    @asset(
+        key=generations,
+        deps=[BASE_MODEL, task_key(task, "perturbed_inputs")],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version=pipeline.s2_generation_version(method),
+        description=f"{kind}: N sampled System 2 answers per train input (and variant).",
+    )
     def s2_generations(s2d: PipelineResource) -> MaterializeResult:
         p = s2d.pipeline()
         return to_materialization(p.generate_system2(task, method, p.base_model()))
 
-    @asset(key=pool, deps=[generations], group_name=task, pool=WRITER_POOL, code_version=pipeline.pool_version(method),
-           description="Self-consistency filter: one row per input, kept or not, with votes, agreement and reason.")
+    @asset(
+        key=pool,
+        deps=[generations],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version=pipeline.pool_version(method),
+        description="Self-consistency filter: one row per input, kept or not, with votes, agreement and reason.",
+    )
     def curated_pool(s2d: PipelineResource) -> MaterializeResult:
         return to_materialization(s2d.pipeline().curate(task, method))
 
-    @asset(key=dataset, deps=[pool, task_key(task, "raw_inputs")], group_name=task, pool=WRITER_POOL,
-           code_version="direct-answer-v1",
-           description="Training pairs: the System 1 prompt -> the kept final answer, no intermediate tokens.")
+    @asset(
+        key=dataset,
+        deps=[pool, task_key(task, "raw_inputs")],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version="direct-answer-v1",
+        description="Training pairs: the System 1 prompt -> the kept final answer, no intermediate tokens.",
+    )
     def distillation_set(s2d: PipelineResource) -> MaterializeResult:
         return to_materialization(s2d.pipeline().build_distillation_set(task, method))
 
-    @asset(key=checkpoint, deps=[dataset, BASE_MODEL], group_name=task, code_version=pipeline.training_version(),
-           description="The distilled System 1: the base model fine-tuned (TRL SFT) on the distillation set.")
+    @asset(
+        key=checkpoint,
+        deps=[dataset, BASE_MODEL],
+        group_name=task,
+        code_version=pipeline.training_version(),
+        description="The distilled System 1: the base model fine-tuned (TRL SFT) on the distillation set.",
+    )
     def s1_checkpoint(context: AssetExecutionContext, s2d: PipelineResource) -> MaterializeResult:
         p = s2d.pipeline()
         lineage = {
@@ -99,10 +139,14 @@ def method_assets(pipeline: Pipeline, task: str, method: str) -> list[AssetsDefi
         }
         return to_materialization(p.train_checkpoint(task, method, p.base_model(), lineage))
 
-    @asset(key=method_key(task, method, "evaluation"),
-           deps=[checkpoint, task_key(task, "s1_generations"), BASE_MODEL, task_key(task, "raw_inputs")],
-           group_name=task, pool=WRITER_POOL, code_version=pipeline.evaluation_version(method),
-           description="System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.")
+    @asset(
+        key=method_key(task, method, "evaluation"),
+        deps=[checkpoint, task_key(task, "s1_generations"), BASE_MODEL, task_key(task, "raw_inputs")],
+        group_name=task,
+        pool=WRITER_POOL,
+        code_version=pipeline.evaluation_version(method),
+        description="System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",
+    )
     def evaluation(s2d: PipelineResource) -> MaterializeResult:
         p = s2d.pipeline()
         path = p.paths.checkpoints / p.experiment.name / task / method / "current"

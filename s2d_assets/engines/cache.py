@@ -115,7 +115,9 @@ class CachedEngine:
             for start in range(0, len(ordered), self.batch_size):
                 batch = ordered[start : start + self.batch_size]
                 completions = self.engine.generate([request for _, request in batch])
-                entries = [(key, request, completion) for (key, request), completion in zip(batch, completions, strict=True)]
+                entries = [
+                    (key, request, completion) for (key, request), completion in zip(batch, completions, strict=True)
+                ]
                 self.cache.store(self.model_fingerprint, entries)
                 for key, _, completion in entries:
                     found[key] = completion

@@ -93,7 +93,9 @@ class TransformersEngine:
         distinct = list(dict.fromkeys(prompts))
         row_prompt = torch.tensor([distinct.index(p) for p in prompts])
 
-        encoded = self.tokenizer(distinct, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        encoded = self.tokenizer(
+            distinct, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        )
         device = self.model.device
         input_ids = encoded["input_ids"].to(device)
         attention = encoded["attention_mask"].to(device)
@@ -102,8 +104,12 @@ class TransformersEngine:
         cache = DynamicCache(config=self.model.config)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
+            input_ids=input_ids,
+            attention_mask=attention,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
         ).logits[:, -1, :]
         # Share the prefill: every sample row starts from its prompt's cache rows.
         cache.batch_select_indices(row_prompt.to(device))
@@ -134,14 +140,19 @@ class TransformersEngine:
             attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=-1)
             positions = attention.sum(-1, keepdim=True) - 1
             logits = self.model(
-                input_ids=next_tokens[:, None].to(device), attention_mask=attention, position_ids=positions,
-                past_key_values=cache, use_cache=True,
+                input_ids=next_tokens[:, None].to(device),
+                attention_mask=attention,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
             ).logits[:, -1, :]
 
         seconds = (time.perf_counter() - started) / len(requests)
         return [
             Completion(
-                text=self.tokenizer.decode([t for t in tokens if t not in self.stop_ids], skip_special_tokens=True).strip(),
+                text=self.tokenizer.decode(
+                    [t for t in tokens if t not in self.stop_ids], skip_special_tokens=True
+                ).strip(),
                 prompt_tokens=int(prompt_length),
                 completion_tokens=len(tokens),
                 seconds=seconds,
@@ -150,7 +161,9 @@ class TransformersEngine:
         ]
 
     @staticmethod
-    def _sample(logits: torch.Tensor, requests: Sequence[GenerationRequest], generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def _sample(
+        logits: torch.Tensor, requests: Sequence[GenerationRequest], generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
         """Greedy rows take the argmax; sampling rows draw by inverse CDF from their own generator."""
         logits = logits.float()
         chosen = logits.argmax(dim=-1)

@@ -37,8 +37,7 @@ class MethodDefinition:
             missing = step.fields() - seen
             if missing:
                 raise ValueError(
-                    f"method {self.kind}: step {step.name!r} uses {sorted(missing)}, "
-                    f"which no earlier step produces"
+                    f"method {self.kind}: step {step.name!r} uses {sorted(missing)}, which no earlier step produces"
                 )
             seen.add(step.name)
 

@@ -35,7 +35,9 @@ class Task(Protocol):
     def is_correct(self, answer: str | None, reference: str) -> bool: ...
 
 
-def split_unique(kind: str, items: list[tuple[str, str, dict[str, Any]]], train_size: int, eval_size: int) -> list[TaskInput]:
+def split_unique(
+    kind: str, items: list[tuple[str, str, dict[str, Any]]], train_size: int, eval_size: int
+) -> list[TaskInput]:
     """Assign de-duplicated (prompt, reference, meta) items to train, then eval."""
     seen: set[str] = set()
     inputs: list[TaskInput] = []

