@@ -8,7 +8,7 @@ holds at least ``min_agreement`` of the N votes. Never reads the reference answe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 KEPT = "kept"
@@ -41,3 +41,70 @@ def majority_vote(answers: Sequence[str | None], min_agreement: float) -> Decisi
     if agreement < min_agreement:
         return Decision(winner, dict(votes), n_samples, agreement, False, LOW_AGREEMENT)
     return Decision(winner, dict(votes), n_samples, agreement, True, KEPT)
+
+
+# -- input-perturbation self-consistency ------------------------------------------------------
+PERTURBATION_DISAGREEMENT = "perturbation_disagreement"
+
+
+def perturbation_vote(
+    variants: Mapping[int, Sequence[str | None]], min_agreement: float, combined: bool = False
+) -> Decision:
+    """Keep an input when the majority answers of all its variants, mapped back, are one answer.
+
+    ``variants`` maps variant id -> that variant's sample answers already mapped back to the
+    original input (variant 0 is the input itself). Each variant votes with its unique
+    majority; a tie, an unmappable answer or two different answers drop the input with
+    ``perturbation_disagreement``. ``combined`` also requires the output self-consistency of
+    variant 0 (with ``min_agreement``) and that its winner is the answer the variants agree on.
+    """
+    if 0 not in variants:
+        raise ValueError("variant 0 (the input itself) is missing")
+    pooled = [answer for answers in variants.values() for answer in answers]
+    votes = dict(Counter(a for a in pooled if a is not None))
+    n_samples = len(pooled)
+    if not votes:
+        return Decision(None, {}, n_samples, 0.0, False, NO_ANSWER)
+    winners = {v: majority_vote(answers, min_agreement=1e-9).answer for v, answers in variants.items()}
+    target = winners[0]
+    if combined:
+        base = majority_vote(variants[0], min_agreement)
+        if not base.kept:
+            return Decision(base.answer, votes, n_samples, base.agreement, False, base.reason)
+        target = base.answer
+    agreement = votes.get(target, 0) / n_samples if target is not None else 0.0
+    if target is None or any(winner != target for winner in winners.values()):
+        return Decision(None, votes, n_samples, agreement, False, PERTURBATION_DISAGREEMENT)
+    return Decision(target, votes, n_samples, agreement, True, KEPT)
+
+
+def first_sample(answers: Sequence[str | None]) -> Decision:
+    """The unfiltered ablation: sample 0's answer, kept whenever it parsed."""
+    n_samples = len(answers)
+    answer = answers[0] if answers else None
+    votes = dict(Counter(a for a in answers if a is not None))
+    if answer is None:
+        return Decision(None, votes, n_samples, 0.0, False, NO_ANSWER)
+    return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)
+
+
+def curate_input(
+    filter_kind: str,
+    samples: Sequence[tuple[int, str | None]],
+    answer_maps: Mapping[int, Mapping[str, str]],
+    min_agreement: float,
+) -> Decision:
+    """One input's decision from its (variant id, parsed answer) samples under the chosen filter."""
+    original = [answer for variant, answer in samples if variant == 0]
+    if filter_kind == "self_consistency":
+        return majority_vote(original, min_agreement)
+    if filter_kind == "none":
+        return first_sample(original)
+    if filter_kind in ("perturbation", "combined"):
+        grouped: dict[int, list[str | None]] = {}
+        for variant, answer in samples:
+            mapping = answer_maps.get(variant, {})
+            mapped = answer if answer is None or not mapping else mapping.get(answer)
+            grouped.setdefault(variant, []).append(mapped)
+        return perturbation_vote(grouped, min_agreement, combined=filter_kind == "combined")
+    raise ValueError(f"unknown curation filter {filter_kind!r}")

