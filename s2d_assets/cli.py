@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from s2d_assets.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT
+from s2d_assets.sql_query import add_sql_command
 from s2d_assets.state import ensure_dagster_home, state_paths
 
 
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     results = commands.add_parser("results", help="print the evaluation table from the warehouse")
     results.set_defaults(func=cmd_results)
+
+    add_sql_command(commands)
 
     ui = commands.add_parser("ui", help="start the Dagster UI on the project's persistent DAGSTER_HOME")
     _experiment_arg(ui)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
+from s2d_assets.assets.sql_models import SQL_FOLDER, sql_model_assets
 from s2d_assets.assets.stages import base_model_asset, method_assets, task_assets
+from s2d_assets.assets.tables import table_producers
 from s2d_assets.experiment import DEFAULT_EXPERIMENT, Experiment, load_experiment
 from s2d_assets.resources import PipelineResource, WarehouseResource
 from s2d_assets.stages import Pipeline
@@ -15,13 +17,17 @@ from s2d_assets.state import StatePaths, state_paths
 MATERIALIZE_ALL = "materialize_all"
 
 
-def build_definitions(experiment: Experiment, experiment_path: Path, paths: StatePaths) -> Definitions:
+def build_definitions(
+    experiment: Experiment, experiment_path: Path, paths: StatePaths, sql_folder: Path = SQL_FOLDER
+) -> Definitions:
     pipeline = Pipeline(experiment, paths)
     assets = [base_model_asset(pipeline)]
     for task in experiment.tasks:
         assets += task_assets(pipeline, task)
         for method in experiment.methods:
             assets += method_assets(pipeline, task, method)
+    # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
+    assets += sql_model_assets(sql_folder, table_producers(key for a in assets for key in a.keys))
     return Definitions(
         assets=assets,
         jobs=[

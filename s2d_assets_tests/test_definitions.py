@@ -34,6 +34,9 @@ EXPECTED_DEPS = {
 }
 
 
+SQL_MODELS = {"pool_summary", "agreement_histogram", "method_comparison", "token_cost", "disagreements"}
+
+
 def graph(data: dict, tmp_path: Path):  # type: ignore[no-untyped-def]
     path = tmp_path / "e.yaml"
     return build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
@@ -49,7 +52,16 @@ def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> No
     for task in experiment.tasks:
         expected |= {f"{task}/{stage}" for stage in per_task}
         expected |= {f"{task}/{method}/{stage}" for method in experiment.methods for stage in per_method}
-    assert keys == expected
+    sql_keys = {k for k in keys if asset_graph.get(key(k)).group_name == "sql"}
+    assert keys - sql_keys == expected
+    # The shipped SQL models depend on every asset that writes the tables they read.
+    assert sql_keys == {f"analytics/{name}" for name in SQL_MODELS}
+    evaluations = {f"{t}/{m}/evaluation" for t in experiment.tasks for m in experiment.methods}
+    pools = {f"{t}/{m}/curated_pool" for t in experiment.tasks for m in experiment.methods}
+    parents = {k: {"/".join(p.path) for p in asset_graph.get(key(k)).parent_keys} for k in sql_keys}
+    assert parents["analytics/pool_summary"] == pools
+    assert parents["analytics/method_comparison"] == evaluations | {"analytics/pool_summary"}
+    assert parents["analytics/token_cost"] == evaluations
     for path, deps in EXPECTED_DEPS.items():
         assert {"/".join(k.path) for k in asset_graph.get(key(path)).parent_keys} == deps, path
     assert asset_graph.get(key("coin_flip/rar_2step/curated_pool")).group_name == "coin_flip"
