@@ -1,8 +1,13 @@
 """A batched transformers engine for CPU (and any torch device).
 
-One prefill per distinct prompt is shared by all of its samples (the KV cache rows are
-repeated), finished sequences leave the batch, and each sequence samples from its own seeded
-generator, so a sample's text depends on its seed, not on what else was in the batch.
+- One prefill per distinct prompt is shared by all of its samples (the prompt's KV-cache rows
+  are copied for each sample).
+- Requests are split into decode batches of at most ``max_batch`` rows, bucketed by prompt
+  length so little padding is computed.
+- The KV cache is preallocated per batch and written in place (``kv.PreallocatedLayer``).
+- Finished rows leave the batch once enough of them have finished to make the copy worth it.
+- Sampling is vectorised and each sequence's draws are a pure function of its seed
+  (``sampling.py``), so a sample's text does not depend on what else shares its batch.
 """
 
 from __future__ import annotations
@@ -10,12 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from s2d_assets.engines.base import Completion, GenerationRequest
+from s2d_assets.engines.kv import preallocated_cache
+from s2d_assets.engines.sampling import sample, seed_words
+
+# Drop finished rows from the batch when at least this share of the batch has finished.
+COMPACT_FRACTION = 0.125
 
 
 def cpu_supports_bf16() -> bool:
@@ -42,6 +53,13 @@ def load_model(model_dir: Path, dtype: torch.dtype, adapter_dir: Path | None = N
     return model
 
 
+@dataclass
+class _Prompt:
+    text: str
+    ids: list[int]
+    rows: list[int]  # request indices that continue this prompt
+
+
 class TransformersEngine:
     def __init__(
         self,
@@ -49,21 +67,30 @@ class TransformersEngine:
         tokenizer: PreTrainedTokenizerBase,
         fingerprint: str,
         threads: int | None = None,
+        max_batch: int = 256,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self._fingerprint = fingerprint
+        self.max_batch = max_batch
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = self._stop_ids()
+        self._stop_tensor = torch.tensor(sorted(self.stop_ids), dtype=torch.long)
         torch.set_num_threads(threads or os.cpu_count() or 1)
 
     @classmethod
     def from_dir(
-        cls, model_dir: Path, fingerprint: str, dtype: str = "auto", adapter_dir: Path | None = None
+        cls,
+        model_dir: Path,
+        fingerprint: str,
+        dtype: str = "auto",
+        adapter_dir: Path | None = None,
+        max_batch: int = 256,
     ) -> TransformersEngine:
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir if adapter_dir else model_dir)
-        return cls(load_model(model_dir, resolve_dtype(dtype), adapter_dir), tokenizer, fingerprint)
+        model = load_model(model_dir, resolve_dtype(dtype), adapter_dir)
+        return cls(model, tokenizer, fingerprint, max_batch=max_batch)
 
     @property
     def fingerprint(self) -> str:
@@ -84,102 +111,122 @@ class TransformersEngine:
         messages = [{"role": role, "content": content} for role, content in request.messages]
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    @torch.inference_mode()
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if not requests:
             return []
         started = time.perf_counter()
-        prompts = [self.render(request) for request in requests]
-        distinct = list(dict.fromkeys(prompts))
-        row_prompt = torch.tensor([distinct.index(p) for p in prompts])
+        prompts: dict[str, _Prompt] = {}
+        for index, request in enumerate(requests):
+            text = self.render(request)
+            if text not in prompts:
+                prompts[text] = _Prompt(text, [], [])
+            prompts[text].rows.append(index)
+        encoded = self.tokenizer([p.text for p in prompts.values()], add_special_tokens=False)["input_ids"]
+        for prompt, ids in zip(prompts.values(), encoded, strict=True):
+            prompt.ids = ids
+        outputs: list[list[int]] = [[] for _ in requests]
+        for batch in self._plan(list(prompts.values())):
+            self._generate_batch(batch, requests, outputs)
+        seconds = (time.perf_counter() - started) / len(requests)
+        prompt_tokens = {row: len(p.ids) for p in prompts.values() for row in p.rows}
+        return [
+            Completion(
+                text=self.tokenizer.decode(
+                    [t for t in tokens if t not in self.stop_ids], skip_special_tokens=True
+                ).strip(),
+                prompt_tokens=prompt_tokens[index],
+                completion_tokens=len(tokens),
+                seconds=seconds,
+            )
+            for index, tokens in enumerate(outputs)
+        ]
 
-        encoded = self.tokenizer(
-            distinct, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        )
+    def _plan(self, prompts: list[_Prompt]) -> list[list[_Prompt]]:
+        """Length buckets: prompts sorted by length fill batches of at most ``max_batch`` rows."""
+        batches: list[list[_Prompt]] = []
+        current: list[_Prompt] = []
+        size = 0
+        for prompt in sorted(prompts, key=lambda p: len(p.ids)):
+            for start in range(0, len(prompt.rows), self.max_batch):
+                part = _Prompt(prompt.text, prompt.ids, prompt.rows[start : start + self.max_batch])
+                if size + len(part.rows) > self.max_batch:
+                    batches.append(current)
+                    current, size = [], 0
+                current.append(part)
+                size += len(part.rows)
+        if current:
+            batches.append(current)
+        return batches
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, batch: list[_Prompt], requests: Sequence[GenerationRequest], outputs: list[list[int]]
+    ) -> None:
         device = self.model.device
-        input_ids = encoded["input_ids"].to(device)
-        attention = encoded["attention_mask"].to(device)
-        prompt_lengths = attention.sum(-1)[row_prompt].tolist()
+        pad = int(self.tokenizer.pad_token_id)
+        width = max(len(p.ids) for p in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, prompt in enumerate(batch):  # left padding
+            input_ids[i, width - len(prompt.ids) :] = torch.tensor(prompt.ids)
+            attention[i, width - len(prompt.ids) :] = 1
 
-        cache = DynamicCache(config=self.model.config)
+        rows = [row for prompt in batch for row in prompt.rows]  # request index of each batch row
+        row_prompt = torch.tensor([i for i, prompt in enumerate(batch) for _ in prompt.rows])
+        batch_requests = [requests[row] for row in rows]
+        budgets = torch.tensor([r.params.max_new_tokens for r in batch_requests])
+        steps = int(budgets.max())
+        temperature = torch.tensor([r.params.temperature for r in batch_requests], dtype=torch.float32)
+        top_p = torch.tensor([r.params.top_p for r in batch_requests], dtype=torch.float32)
+        words = seed_words([r.seed for r in batch_requests])
+
+        # Attention mask and positions for the whole decode, written column by column.
+        mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
+        mask[:, :width] = attention
+        cache = preallocated_cache(self.model.config.num_hidden_layers, width + steps)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         logits = self.model(
-            input_ids=input_ids,
-            attention_mask=attention,
-            position_ids=positions,
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1, :]
         # Share the prefill: every sample row starts from its prompt's cache rows.
         cache.batch_select_indices(row_prompt.to(device))
-        attention = attention[row_prompt.to(device)]
         logits = logits[row_prompt.to(device)]
+        mask = mask[row_prompt]
+        next_position = attention.sum(-1)[row_prompt]
 
-        generators = [torch.Generator().manual_seed(r.seed) for r in requests]
-        budgets = [r.params.max_new_tokens for r in requests]
-        outputs: list[list[int]] = [[] for _ in requests]
-        alive = list(range(len(requests)))  # request index of each batch row
-        for _ in range(max(budgets)):
-            next_tokens = self._sample(logits, [requests[i] for i in alive], [generators[i] for i in alive])
-            keep_rows: list[int] = []
-            for row, request_index in enumerate(alive):
-                token = int(next_tokens[row])
-                outputs[request_index].append(token)
-                finished = token in self.stop_ids or len(outputs[request_index]) >= budgets[request_index]
-                if not finished:
-                    keep_rows.append(row)
-            if not keep_rows:
+        tokens = torch.zeros((len(rows), steps), dtype=torch.long)  # generated ids per batch row
+        lengths = torch.zeros(len(rows), dtype=torch.long)
+        alive = torch.arange(len(rows))  # batch row of each row still in the model's batch
+        done = torch.zeros(len(rows), dtype=torch.bool)  # per batch row
+        for step in range(steps):
+            active = ~done[alive]
+            chosen = sample(logits, temperature[alive], top_p[alive], words[alive], step).cpu()
+            live = alive[active]
+            tokens[live, step] = chosen[active]
+            lengths[live] += 1
+            finished = torch.isin(chosen, self._stop_tensor) | (step + 1 >= budgets[alive])
+            done[alive] |= finished
+            if bool(done.all()):
                 break
-            if len(keep_rows) < len(alive):
-                index = torch.tensor(keep_rows, device=device)
-                cache.batch_select_indices(index)
-                attention = attention[index]
-                next_tokens = next_tokens[index]
-                alive = [alive[row] for row in keep_rows]
-            attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=-1)
-            positions = attention.sum(-1, keepdim=True) - 1
+            still = ~done[alive]
+            if int((~still).sum()) >= max(1, int(COMPACT_FRACTION * alive.numel())):
+                keep = still.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep.to(device))
+                alive, chosen, mask, next_position = alive[keep], chosen[keep], mask[keep], next_position[keep]
+            mask[:, width + step] = 1
             logits = self.model(
-                input_ids=next_tokens[:, None].to(device),
-                attention_mask=attention,
-                position_ids=positions,
+                input_ids=chosen[:, None].to(device),
+                attention_mask=mask[:, : width + step + 1].to(device),
+                position_ids=next_position[:, None].to(device),
                 past_key_values=cache,
                 use_cache=True,
             ).logits[:, -1, :]
+            next_position = next_position + 1
 
-        seconds = (time.perf_counter() - started) / len(requests)
-        return [
-            Completion(
-                text=self.tokenizer.decode(
-                    [t for t in tokens if t not in self.stop_ids], skip_special_tokens=True
-                ).strip(),
-                prompt_tokens=int(prompt_length),
-                completion_tokens=len(tokens),
-                seconds=seconds,
-            )
-            for tokens, prompt_length in zip(outputs, prompt_lengths, strict=True)
-        ]
-
-    @staticmethod
-    def _sample(
-        logits: torch.Tensor, requests: Sequence[GenerationRequest], generators: Sequence[torch.Generator]
-    ) -> torch.Tensor:
-        """Greedy rows take the argmax; sampling rows draw by inverse CDF from their own generator."""
-        logits = logits.float()
-        chosen = logits.argmax(dim=-1)
-        sampling_rows = [row for row, r in enumerate(requests) if not r.params.greedy]
-        if not sampling_rows:
-            return chosen
-        rows = torch.tensor(sampling_rows, device=logits.device)
-        temperature = torch.tensor([requests[r].params.temperature for r in sampling_rows], device=logits.device)
-        top_p = torch.tensor([requests[r].params.top_p for r in sampling_rows], device=logits.device)
-        probs = torch.softmax(logits[rows] / temperature[:, None], dim=-1)
-        sorted_probs, sorted_ids = probs.sort(dim=-1, descending=True)
-        cumulative = sorted_probs.cumsum(dim=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
-        sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p[:, None], 0.0)
-        cumulative = sorted_probs.cumsum(dim=-1)
-        uniforms = torch.stack([torch.rand((), generator=generators[r]) for r in sampling_rows]).to(logits.device)
-        picks = torch.searchsorted(cumulative, (uniforms * cumulative[:, -1])[:, None]).clamp(max=probs.shape[-1] - 1)
-        chosen[rows] = sorted_ids.gather(-1, picks).squeeze(-1)
-        return chosen
+        for batch_row, request_index in enumerate(rows):
+            outputs[request_index] = tokens[batch_row, : int(lengths[batch_row])].tolist()
