@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from s2d_assets.assets.sql_models import SQL_FOLDER
+from s2d_assets.assets.tables import WAREHOUSE_TABLES
 from s2d_assets.cli import main
+from s2d_assets.experiment import PROJECT_ROOT
+from s2d_assets.sql_models import build_model, load_models
 from s2d_assets.sql_query import QueryError, WriteRefused, check_read_only, run_query
 from s2d_assets.warehouse import Warehouse
 from s2d_assets_tests.test_sql_shipped_models import fixture_warehouse
@@ -133,3 +138,16 @@ def test_query_from_stdin(warehouse: Path, capsys: pytest.CaptureFixture[str], m
     monkeypatch.setattr("sys.stdin", io.StringIO("SELECT count(*) AS n FROM inputs"))
     code, out, _ = sql(capsys, "-", "--warehouse", str(warehouse), "--format", "csv")
     assert (code, out.split()) == (0, ["n", "5"])
+
+
+def test_readme_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    warehouse = fixture_warehouse(tmp_path / "warehouse.duckdb")
+    for resolved in load_models(SQL_FOLDER, WAREHOUSE_TABLES):
+        build_model(warehouse, resolved.model)
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    examples = [shlex.split(line)[1:] for line in readme.splitlines() if line.startswith(".venv/bin/s2d sql ")]
+    assert len(examples) >= 3
+    for args in examples:
+        code, out, err = sql(capsys, *args[1:], "--warehouse", str(warehouse.path))
+        assert code == 0, (args, err)
+        assert out.strip()

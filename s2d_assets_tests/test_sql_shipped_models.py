@@ -200,9 +200,9 @@ def test_disagreements(warehouse: Warehouse) -> None:
         "reason FROM analytics.disagreements",
     )
     assert [tuple(r.values()) for r in found] == [
-        ("m1", "i2", "question 2", "b (3) | c (1)", 2, 4, 0, "b", True, "kept"),
-        ("m1", "i3", "question 3", "a (2) | b (2)", 2, 4, 0, None, False, "no_unique_majority"),
-        ("m2", "i1", "question 1", "x (2) | y (1)", 2, 4, 1, "x", True, "kept"),
+        ("m1", "i2", "question 2", "b (3), c (1)", 2, 4, 0, "b", True, "kept"),
+        ("m1", "i3", "question 3", "a (2), b (2)", 2, 4, 0, None, False, "no_unique_majority"),
+        ("m2", "i1", "question 1", "x (2), y (1)", 2, 4, 1, "x", True, "kept"),
     ]
 
 

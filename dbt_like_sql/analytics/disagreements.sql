@@ -21,7 +21,7 @@ split_inputs AS (
         method,
         input_id,
         count(*) AS distinct_answers,
-        string_agg(answer || ' (' || votes || ')', ' | ' ORDER BY votes DESC, answer) AS competing_answers
+        string_agg(answer || ' (' || votes || ')', ', ' ORDER BY votes DESC, answer) AS competing_answers
     FROM votes
     GROUP BY task, method, input_id
     HAVING count(*) > 1
