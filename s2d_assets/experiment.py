@@ -122,8 +122,34 @@ class UserTaskSpec(Strict):
     seed: int = 0
 
 
+class GenerationSettingSpec(Strict):
+    temperature: float = Field(ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(ge=1)
+
+
+class PairwiseJudgingSpec(Strict):
+    """Pairwise judging: MT-bench questions answered by the base model under two settings, or a user file."""
+
+    kind: Literal["pairwise_judging"]
+    source: Literal["mt_bench", "file"] = "mt_bench"
+    path: str | None = Field(None, description="user file: question, answer_a, answer_b, optional label (A/B/tie)")
+    setting_a: GenerationSettingSpec = GenerationSettingSpec(temperature=0.0, max_new_tokens=96)
+    setting_b: GenerationSettingSpec = GenerationSettingSpec(temperature=1.0, max_new_tokens=96)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["order_swap"], ...] = ()
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> PairwiseJudgingSpec:
+        if self.source == "file" and not self.path:
+            raise ValueError("path is required when source is 'file'")
+        return self
+
+
 TaskSpec = Annotated[
-    LastLetterSpec | CoinFlipSpec | SycophancySpec | Gsm8kSpec | FactualQASpec | UserTaskSpec,
+    LastLetterSpec | CoinFlipSpec | SycophancySpec | Gsm8kSpec | FactualQASpec | UserTaskSpec | PairwiseJudgingSpec,
     Field(discriminator="kind"),
 ]
 
@@ -132,10 +158,11 @@ class CurationSpec(Strict):
     """Output self-consistency: keep an input when its majority answer has enough votes."""
 
     min_agreement: float = Field(0.5, gt=0.0, le=1.0)
-    filter: Literal["self_consistency", "perturbation", "combined", "none"] = Field(
+    filter: Literal["self_consistency", "perturbation", "combined", "usc", "none"] = Field(
         "self_consistency",
         description="self_consistency: output majority; perturbation: mapped-back answers agree across the "
-        "task's perturbed variants; combined: both; none: the first sample, unfiltered (ablation)",
+        "task's perturbed variants; combined: both; usc: the model picks the most consistent sample "
+        "(free-form answers); none: the first sample, unfiltered (ablation)",
     )
 
 
@@ -150,6 +177,7 @@ class MethodSpec(Strict):
         "s2a_keep_orig",
         "s2a_ni",
         "s2a_relevance",
+        "bsm",
         "system1",
     ]
     exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")

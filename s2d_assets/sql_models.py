@@ -38,6 +38,7 @@ DIALECT = "duckdb"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIRECTIVE = re.compile(r"^materialized\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _FILE_SCAN = re.compile(r"[./\\]")  # FROM 'pools.parquet' is a DuckDB file scan, not a table
+SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog"})  # DuckDB's catalog views, always there
 
 
 class SqlModelError(ValueError):
@@ -121,6 +122,8 @@ def table_references(sql: str, source: str = "<sql>") -> frozenset[TableRef]:
             if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
                 continue  # a CTE or sub-query scope, or a table function
             if node.this.quoted and not node.db and _FILE_SCAN.search(node.name):
+                continue
+            if node.db.lower() in SYSTEM_SCHEMAS:
                 continue
             if node.catalog:
                 raise SqlModelError(

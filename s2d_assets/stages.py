@@ -16,14 +16,16 @@ from typing import Any
 import polars as pl
 
 from s2d_assets.base_models import BaseModel, local_model, provision_embedded
-from s2d_assets.curation import curate_input
+from s2d_assets.curation import Decision, curate_input, usc_decision
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.experiment import Experiment
 from s2d_assets.fingerprint import content_hash, rows_hash
 from s2d_assets.methods import SYSTEM1, MethodDefinition, build_method, direct_prompt
 from s2d_assets.methods.runner import Chain, ChainResult, run_method
+from s2d_assets.methods.usc import USC_TEMPLATE, select_most_consistent
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
+from s2d_assets.tasks.judging import engine_answerer
 from s2d_assets.tasks.user_files import resolve_path
 from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.training.sft import train_sft
@@ -52,7 +54,12 @@ class Pipeline:
         return Warehouse(self.paths.warehouse)
 
     def task(self, name: str) -> Task:
-        return build_task(self.experiment.tasks[name])
+        task = build_task(self.experiment.tasks[name])
+        if getattr(task, "needs_base_model", False):  # e.g. judging pairs answered by the base model
+            task = task.with_answerer(  # type: ignore[attr-defined]
+                lambda: engine_answerer(self._base_engine(f"{name}/pairs"), self.experiment.seed)
+            )
+        return task
 
     def method(self, name: str) -> MethodDefinition:
         spec = self.experiment.methods[name]
@@ -87,7 +94,10 @@ class Pipeline:
         return content_hash({"perturbations": perturbations}) if perturbations else "identity-v1"
 
     def pool_version(self, method: str) -> str:
-        return content_hash(self.experiment.curation_for(method).model_dump(mode="json"))
+        spec = self.experiment.curation_for(method)
+        if spec.filter == "usc":
+            return content_hash([spec.model_dump(mode="json"), USC_TEMPLATE])
+        return content_hash(spec.model_dump(mode="json"))
 
     def training_version(self) -> str:
         return content_hash(self.experiment.training.model_dump(mode="json"))
@@ -256,9 +266,10 @@ class Pipeline:
         answer_maps: dict[str, dict[int, dict[str, str]]] = {}
         for row in maps.iter_rows(named=True):
             answer_maps.setdefault(row["input_id"], {})[row["variant_id"]] = json.loads(row["answer_map"] or "{}")
+        usc = self._usc_decisions(task_name, method_name) if spec.filter == "usc" else {}
         rows = []
         for (input_id,), group in samples.group_by(["input_id"], maintain_order=True):
-            decision = curate_input(
+            decision = usc.get(input_id) or curate_input(
                 spec.filter,
                 list(zip(group["variant_id"].to_list(), group["answer"].to_list(), strict=True)),
                 answer_maps.get(input_id, {}),
@@ -293,6 +304,32 @@ class Pipeline:
             },
             markdown={"reasons": _markdown(reasons) if frame.height else "(empty)"},
         )
+
+    def _base_engine(self, label: str) -> CachedEngine:
+        base = self.base_model()
+        return self._cached_engine(base.path, base.fingerprint, None, label)
+
+    def _usc_decisions(self, task_name: str, method_name: str) -> dict[str, Decision]:
+        """Universal self-consistency: the base model picks the most consistent of each input's samples."""
+        rows = self.warehouse.query(
+            "SELECT g.input_id, i.prompt, g.output, g.answer FROM generations g JOIN inputs i USING (task, input_id) "
+            "WHERE g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
+            "ORDER BY g.input_id, g.sample_idx",
+            [task_name, method_name, TRAIN],
+        )
+        grouped: dict[str, tuple[str, list[str], list[str | None]]] = {}
+        for row in rows.iter_rows(named=True):
+            _, outputs, answers = grouped.setdefault(row["input_id"], (row["prompt"], [], []))
+            outputs.append(row["output"] or "")
+            answers.append(row["answer"])
+        engine = self._base_engine(f"{task_name}/{method_name}/usc")
+        selections = select_most_consistent(
+            engine, [(q, outs) for q, outs, _ in grouped.values()], self.experiment.seed
+        )
+        return {
+            input_id: usc_decision(selection, answers)
+            for (input_id, (_, _, answers)), selection in zip(grouped.items(), selections, strict=True)
+        }
 
     def build_distillation_set(self, task_name: str, method_name: str) -> StageResult:
         pool = self.warehouse.query(

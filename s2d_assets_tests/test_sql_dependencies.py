@@ -76,6 +76,7 @@ def test_table_functions_and_file_scans_are_not_dependencies() -> None:
         JOIN generate_series(1, 3) ON true,
         unnest([1, 2]) AS u(x)
         JOIN curated_pool ON true
+        JOIN information_schema.tables AS t ON true
     """
     assert refs(sql) == {"curated_pool"}
 
