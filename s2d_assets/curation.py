@@ -108,3 +108,19 @@ def curate_input(
             grouped.setdefault(variant, []).append(mapped)
         return perturbation_vote(grouped, min_agreement, combined=filter_kind == "combined")
     raise ValueError(f"unknown curation filter {filter_kind!r}")
+
+
+# -- universal self-consistency -----------------------------------------------------------------
+USC_NO_SELECTION = "usc_no_selection"
+
+
+def usc_decision(selection: int | None, answers: Sequence[str | None]) -> Decision:
+    """Keep the sample the model selected as most consistent (its parsed answer)."""
+    n_samples = len(answers)
+    votes = dict(Counter(a for a in answers if a is not None))
+    if selection is None:
+        return Decision(None, votes, n_samples, 0.0, False, USC_NO_SELECTION)
+    answer = answers[selection]
+    if answer is None:
+        return Decision(None, votes, n_samples, 0.0, False, NO_ANSWER)
+    return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)

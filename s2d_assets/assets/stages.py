@@ -43,8 +43,12 @@ def base_model_asset(pipeline: Pipeline) -> AssetsDefinition:
 def task_assets(pipeline: Pipeline, task: str) -> list[AssetsDefinition]:
     raw, perturbed = task_key(task, "raw_inputs"), task_key(task, "perturbed_inputs")
 
+    # Some tasks build their inputs with the base model (judging pairs answered under two settings).
+    raw_deps = [BASE_MODEL] if getattr(pipeline.task(task), "needs_base_model", False) else []
+
     @asset(
         key=raw,
+        deps=raw_deps,
         group_name=task,
         pool=WRITER_POOL,
         code_version=pipeline.inputs_version(task),
@@ -102,7 +106,7 @@ def method_assets(pipeline: Pipeline, task: str, method: str) -> list[AssetsDefi
 
     @asset(
         key=pool,
-        deps=[generations],
+        deps=[generations, *([BASE_MODEL] if pipeline.experiment.curation_for(method).filter == "usc" else [])],
         group_name=task,
         pool=WRITER_POOL,
         code_version=pipeline.pool_version(method),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from s2d_assets.methods.base import Compute, MethodDefinition, Parser, Step
+from s2d_assets.methods.bsm import BSM
 from s2d_assets.methods.cot import COT_FEW_SHOT, COT_ZERO_SHOT, load_exemplars
 from s2d_assets.methods.rar import RAR_1STEP, RAR_2STEP
 from s2d_assets.methods.s2a import S2A_METHODS
 from s2d_assets.methods.system1 import SYSTEM1, direct_prompt
 
 METHODS: dict[str, MethodDefinition] = {
-    m.kind: m for m in (SYSTEM1, RAR_1STEP, RAR_2STEP, COT_ZERO_SHOT, COT_FEW_SHOT, *S2A_METHODS)
+    m.kind: m for m in (SYSTEM1, RAR_1STEP, RAR_2STEP, COT_ZERO_SHOT, COT_FEW_SHOT, *S2A_METHODS, BSM)
 }
 
 

@@ -7,6 +7,7 @@ from s2d_assets.experiment import (
     FactualQASpec,
     Gsm8kSpec,
     LastLetterSpec,
+    PairwiseJudgingSpec,
     SycophancySpec,
     UserTaskSpec,
 )
@@ -14,6 +15,7 @@ from s2d_assets.tasks.base import EVAL, TRAIN, Task, TaskInput
 from s2d_assets.tasks.coin_flip import CoinFlipTask
 from s2d_assets.tasks.factual_qa import FactualQATask
 from s2d_assets.tasks.gsm8k import Gsm8kTask
+from s2d_assets.tasks.judging import PairwiseJudgingTask
 from s2d_assets.tasks.last_letter import LastLetterTask
 from s2d_assets.tasks.sycophancy import SycophancyTask
 from s2d_assets.tasks.user_task import UserTask
@@ -32,6 +34,8 @@ def build_task(spec: Any) -> Task:
         return FactualQATask(spec)
     if isinstance(spec, UserTaskSpec):
         return UserTask(spec)
+    if isinstance(spec, PairwiseJudgingSpec):
+        return PairwiseJudgingTask(spec)
     raise TypeError(f"no task for spec {type(spec).__name__}")
 
 

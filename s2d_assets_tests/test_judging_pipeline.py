@@ -1,0 +1,89 @@
+"""BSM judging and USC curation through the stages, with a scripted engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey
+
+from s2d_assets.definitions import build_definitions
+from s2d_assets.engines.base import GenerationRequest
+from s2d_assets.experiment import parse_experiment
+from s2d_assets.stages import Pipeline
+from s2d_assets.state import StatePaths
+from s2d_assets_tests.fakes import ScriptedEngine
+
+
+def _pipeline(tmp_path: Path, model_dir: Path, data: dict[str, Any], respond) -> Pipeline:  # type: ignore[no-untyped-def]
+    base = {"name": "judge", "n_samples": 2, "model": {"source": "path", "path": str(model_dir)}}
+    experiment = parse_experiment({**base, **data})
+    return Pipeline(experiment, StatePaths(tmp_path / "state"), engine_factory=lambda d, f, a: ScriptedEngine(respond))
+
+
+def test_mt_bench_pairs_then_bsm_generations(tiny_model_dir: Path, tmp_path: Path) -> None:
+    def respond(request: GenerationRequest) -> str:
+        content = request.messages[-1][1]
+        if content.startswith("We want to evaluate"):
+            return "1. Accuracy\n2. Detail"
+        if content.startswith("You are given a user question"):
+            first = content.split("[The Start of Assistant A's Answer]\n", 1)[1].split("\n", 1)[0]
+            return "5\n2" if first.startswith("long") else "2\n5"  # the longer answer wins in both orders
+        return ("long answer " * 3) if request.params.temperature == 0.0 else "short"
+
+    data = {
+        "tasks": {"judging": {"kind": "pairwise_judging", "train_size": 2, "eval_size": 1}},
+        "methods": {"bsm": {"kind": "bsm"}},
+    }
+    pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
+    pipeline.write_inputs("judging")
+    pipeline.write_perturbed_inputs("judging")
+    result = pipeline.generate_system2("judging", "bsm", pipeline.base_model())
+    assert result.metadata["parse_rate"] == 1.0
+    rows = pipeline.warehouse.query("SELECT answer, steps FROM generations WHERE system = 'system2'").to_dicts()
+    assert {r["answer"] for r in rows} == {"A"}
+    names = [s["name"] for s in json.loads(rows[0]["steps"])]
+    assert names == ["split", "branch", "solve_ab", "solve_ab", "solve_ba", "solve_ba", "merge"]
+    # The raw inputs asset depends on the base model only for this kind of task.
+    paths = StatePaths(tmp_path / "state")
+    defs = build_definitions(pipeline.experiment, tmp_path / "judge.yaml", paths)
+    graph = defs.resolve_asset_graph()
+    assert AssetKey("base_model") in graph.get(AssetKey(["judging", "raw_inputs"])).parent_keys
+
+
+def test_usc_curation_keeps_the_selected_free_form_sample(tiny_model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "qa.jsonl"
+    questions = {
+        "Who wrote Hamlet?": "Shakespeare",
+        "Who painted the Mona Lisa?": "Leonardo",
+        "Capital of Peru?": "Lima",
+    }
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in questions.items()))
+
+    def respond(request: GenerationRequest) -> str:
+        content = request.messages[-1][1]
+        if content.startswith("I have generated the following responses"):
+            return "no idea" if "Peru" in content else "The most consistent response is Response 1"
+        return f"answer number {request.sample_idx}"
+
+    data = {
+        "tasks": {
+            "qa": {"kind": "user", "path": str(path), "answer_type": "free_text", "train_size": 2, "eval_size": 1}
+        },
+        "methods": {"cot": {"kind": "cot_zero_shot", "curation": {"filter": "usc"}}},
+    }
+    pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
+    pipeline.write_inputs("qa")
+    pipeline.write_perturbed_inputs("qa")
+    pipeline.generate_system2("qa", "cot", pipeline.base_model())
+    result = pipeline.curate("qa", "cot")
+    assert result.metadata["inputs"] == 2
+    pool = pipeline.warehouse.query(
+        "SELECT i.prompt, c.answer, c.kept, c.reason FROM curated_pool c JOIN inputs i USING (task, input_id)"
+    ).to_dicts()
+    for row in pool:
+        if "Peru" in row["prompt"]:
+            assert (row["kept"], row["reason"], row["answer"]) == (False, "usc_no_selection", None)
+        else:
+            assert (row["kept"], row["reason"], row["answer"]) == (True, "kept", "answer number 1")
