@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from s2d_assets.engine_spec import EngineSpec, TransformersEngineSpec
 from s2d_assets.fingerprint import content_hash
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -33,20 +34,17 @@ class Strict(BaseModel):
 class ModelSpec(Strict):
     """Where the base model comes from. ``embedded`` is SmolLM2-135M-Instruct from its package."""
 
-    source: Literal["embedded", "path"] = "embedded"
+    source: Literal["embedded", "path", "hf_id"] = "embedded"
     path: str | None = None
+    hf_id: str | None = Field(None, description="a Hugging Face model id, loaded by the engine itself (vLLM)")
 
     @model_validator(mode="after")
     def _path_given(self) -> ModelSpec:
         if self.source == "path" and not self.path:
             raise ValueError("model.path is required when model.source is 'path'")
+        if self.source == "hf_id" and not self.hf_id:
+            raise ValueError("model.hf_id is required when model.source is 'hf_id'")
         return self
-
-
-class EngineSpec(Strict):
-    kind: Literal["transformers"] = "transformers"
-    batch_size: int = Field(64, ge=1, description="sequences decoded together")
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 class SamplingSpec(Strict):
@@ -206,7 +204,7 @@ class Experiment(Strict):
     seed: int = 0
     n_samples: int = Field(8, ge=1, description="System 2 samples per input for self-consistency")
     model: ModelSpec = ModelSpec()
-    engine: EngineSpec = EngineSpec()
+    engine: EngineSpec = TransformersEngineSpec()
     sampling: SamplingSpec = SamplingSpec()
     tasks: dict[str, TaskSpec]
     methods: dict[str, MethodSpec]

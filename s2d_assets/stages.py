@@ -71,8 +71,7 @@ class Pipeline:
         return content_hash(self.experiment.tasks[task].model_dump(mode="json"))
 
     def generation_version(self, method: MethodDefinition, temperature: float, n_samples: int) -> str:
-        engine = self.experiment.engine.model_dump(mode="json")
-        engine.pop("batch_size")  # batching does not change what is generated
+        engine = self.experiment.engine.version_data()  # batching and concurrency do not change the text
         return content_hash(
             {
                 "method": method.fingerprint,
@@ -115,11 +114,14 @@ class Pipeline:
         spec = self.experiment.model
         if spec.source == "embedded":
             return provision_embedded(self.paths.models)
+        if spec.source == "hf_id":  # loaded by the engine itself (vLLM); identified by its id
+            hf_id = spec.hf_id or ""
+            return BaseModel(name=hf_id, path=Path(hf_id), fingerprint=content_hash({"hf_id": hf_id}))
         return local_model(Path(spec.path or ""))
 
     def _cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:
         engine_spec = self.experiment.engine
-        producer = f"{fingerprint}:{engine_spec.kind}:{engine_spec.dtype}"
+        producer = f"{fingerprint}:{engine_spec.producer}"
         factory = self.engine_factory or (lambda d, f, a: build_engine(engine_spec, d, f, a))
         return CachedEngine(
             model_fingerprint=producer,

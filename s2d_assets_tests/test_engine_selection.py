@@ -1,0 +1,146 @@
+"""Engine selection in the experiment file, the vLLM request mapping, and refusals without vLLM/GPU."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s2d_assets.definitions import build_definitions
+from s2d_assets.engine_spec import OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
+from s2d_assets.engines import build_engine
+from s2d_assets.engines.base import GenerationRequest, SamplingParams
+from s2d_assets.engines.vllm_engine import (
+    EngineUnavailable,
+    engine_args,
+    lora_args,
+    plan_chat,
+    require_vllm_and_gpu,
+)
+from s2d_assets.experiment import ExperimentError, parse_experiment
+from s2d_assets.state import StatePaths
+from s2d_assets_tests.conftest import tiny_experiment_data
+
+OPENAI = {"kind": "openai_compat", "base_url": "http://127.0.0.1:8080/v1", "model": "smollm2"}
+VLLM = {"kind": "vllm", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}
+
+
+def code_versions(data: dict[str, Any], tmp_path: Path) -> dict[str, str | None]:
+    path = tmp_path / "e.yaml"
+    graph = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
+    return {"/".join(k.path): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+
+GENERATION_ASSETS = {
+    f"{task}/{asset}"
+    for task in ("last_letter", "coin_flip")
+    for asset in ("s1_generations", "rar_1step/s2_generations", "rar_2step/s2_generations")
+} | {f"{task}/{method}/evaluation" for task in ("last_letter", "coin_flip") for method in ("rar_1step", "rar_2step")}
+
+
+@pytest.mark.parametrize("engine", [OPENAI, VLLM, {"kind": "transformers", "dtype": "bfloat16"}])
+def test_switching_the_engine_moves_only_generation_code_versions(engine: dict[str, Any], tmp_path: Path) -> None:
+    data = tiny_experiment_data(tmp_path)
+    before = code_versions(data, tmp_path)
+    after = code_versions({**data, "engine": engine}, tmp_path)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == GENERATION_ASSETS
+
+
+def test_throughput_settings_do_not_move_code_versions(tmp_path: Path) -> None:
+    data = tiny_experiment_data(tmp_path)
+    base = code_versions({**data, "engine": OPENAI}, tmp_path)
+    tuned = {**OPENAI, "concurrency": 32, "batch_size": 512, "max_retries": 9, "timeout_seconds": 5, "use_n": "never"}
+    assert code_versions({**data, "engine": tuned}, tmp_path) == base
+    vllm_base = code_versions({**data, "engine": VLLM}, tmp_path)
+    vllm_tuned = {**VLLM, "tensor_parallel_size": 8, "gpu_memory_utilization": 0.5, "batch_size": 64}
+    assert code_versions({**data, "engine": vllm_tuned}, tmp_path) == vllm_base
+    # The served model is part of what is generated.
+    other_model = code_versions({**data, "engine": {**OPENAI, "model": "another"}}, tmp_path)
+    assert other_model["coin_flip/s1_generations"] != base["coin_flip/s1_generations"]
+
+
+def test_engine_kind_defaults_to_transformers_and_bad_fields_are_named(tmp_path: Path) -> None:
+    data = tiny_experiment_data(tmp_path)
+    assert isinstance(parse_experiment({**data, "engine": {"batch_size": 8}}).engine, TransformersEngineSpec)
+    with pytest.raises(ExperimentError, match=r"engine\.openai_compat\.base_url"):
+        parse_experiment({**data, "engine": {"kind": "openai_compat", "model": "m"}}, "x.yaml")
+    with pytest.raises(ExperimentError, match=r"engine\.vllm\.dtype"):
+        parse_experiment({**data, "engine": {"kind": "vllm", "dtype": "int3"}}, "x.yaml")
+    with pytest.raises(ExperimentError, match="engine"):
+        parse_experiment({**data, "engine": {"kind": "llamafile"}}, "x.yaml")
+
+
+def test_transformers_producer_keeps_existing_cache_keys() -> None:
+    # Cache entries written before engine kinds existed used "<kind>:<dtype>" as the engine part.
+    assert TransformersEngineSpec(dtype="bfloat16").producer == "transformers:bfloat16"
+    assert OpenAICompatEngineSpec(**OPENAI).producer != OpenAICompatEngineSpec(**{**OPENAI, "model": "x"}).producer
+
+
+def test_vllm_request_mapping() -> None:
+    spec = VLLMEngineSpec(**VLLM, max_model_len=4096)
+    args = engine_args(spec, "meta-llama/Llama-2-70b-chat-hf", seed=3)
+    assert args.as_kwargs() == {
+        "model": "meta-llama/Llama-2-70b-chat-hf",
+        "dtype": "auto",
+        "tensor_parallel_size": 2,
+        "gpu_memory_utilization": 0.85,
+        "enable_prefix_caching": True,
+        "enable_lora": False,
+        "max_lora_rank": 64,
+        "seed": 3,
+        "max_model_len": 4096,
+    }
+    sampled = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=96)
+    greedy = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=32)
+    requests = [
+        GenerationRequest.user("q1", sampled, sample_idx=0, seed=11),
+        GenerationRequest.user("q2", greedy),
+        GenerationRequest.user("q1", sampled, sample_idx=1, seed=12),
+        GenerationRequest(messages=(("system", "Be brief."), ("user", "q1")), params=sampled, seed=13),
+    ]
+    plan = plan_chat(requests)
+    assert plan.conversations == [
+        [{"role": "user", "content": "q1"}],
+        [{"role": "user", "content": "q2"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q1"}],
+    ]
+    assert plan.rows == [[0, 2], [1], [3]]
+    assert [s.as_kwargs() for s in plan.sampling] == [
+        {"n": 2, "seed": 11, "temperature": 0.7, "top_p": 0.9, "max_tokens": 96},
+        {"n": 1, "seed": 0, "temperature": 0.0, "top_p": 1.0, "max_tokens": 32},
+        {"n": 1, "seed": 13, "temperature": 0.7, "top_p": 0.9, "max_tokens": 96},
+    ]
+
+
+def test_vllm_lora_request_is_stable_per_checkpoint(tmp_path: Path) -> None:
+    first = lora_args(tmp_path / "ckpt", "a1b2c3d4e5f6")
+    assert first == lora_args(tmp_path / "ckpt", "a1b2c3d4e5f6")
+    assert first.lora_path == str(tmp_path / "ckpt") and first.lora_int_id > 0
+    assert lora_args(tmp_path / "other", "ffff000011").lora_int_id != first.lora_int_id
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_vllm_refuses_clearly_without_vllm(tmp_path: Path) -> None:
+    with pytest.raises(EngineUnavailable, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
+        require_vllm_and_gpu()
+    with pytest.raises(EngineUnavailable, match="needs vLLM"):
+        build_engine(VLLMEngineSpec(kind="vllm"), Path("meta-llama/Llama-2-7b-chat-hf"), "f")
+
+
+def test_openai_compat_refuses_local_adapters(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot load the LoRA checkpoint"):
+        build_engine(OpenAICompatEngineSpec(**OPENAI), tmp_path, "f", adapter_dir=tmp_path / "adapter")
+
+
+def test_vllm_refuses_clearly_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import s2d_assets.engines.vllm_engine as vllm_engine
+
+    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineUnavailable, match="needs a CUDA GPU"):
+        require_vllm_and_gpu()
