@@ -87,3 +87,54 @@ def test_usc_curation_keeps_the_selected_free_form_sample(tiny_model_dir: Path, 
             assert (row["kept"], row["reason"], row["answer"]) == (False, "usc_no_selection", None)
         else:
             assert (row["kept"], row["reason"], row["answer"]) == (True, "kept", "answer number 1")
+
+
+def test_evaluation_reports_position_inconsistency_and_label_agreement(tiny_model_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "question": f"Question {i}?",
+            "answer_a": "right" if i % 2 else "wrong",
+            "answer_b": "wrong" if i % 2 else "right",
+        }
+        for i in range(4)
+    ]
+    labelled = [{**r, "label": "A" if r["answer_a"] == "right" else "B"} for r in rows]
+    path.write_text("".join(json.dumps(r) + "\n" for r in labelled))
+
+    def respond(request: GenerationRequest) -> str:
+        content = request.messages[-1][1]
+        if content.startswith("We want to evaluate"):
+            return "1. Correctness"
+        if content.startswith("You are given a user question"):
+            first = content.split("[The Start of Assistant A's Answer]\n", 1)[1].split("\n", 1)[0]
+            return "5\n1" if first == "right" else "1\n5"
+        return "A"  # System 1 always names the first answer: a pure position bias
+
+    data = {
+        "tasks": {
+            "judging": {
+                "kind": "pairwise_judging",
+                "source": "file",
+                "path": str(path),
+                "train_size": 2,
+                "eval_size": 2,
+            }
+        },
+        "methods": {"bsm": {"kind": "bsm"}},
+        "training": {"epochs": 1, "batch_size": 2, "max_length": 2048, "lora_r": 2, "lora_alpha": 4},
+    }
+    pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
+    base = pipeline.base_model()
+    pipeline.write_inputs("judging")
+    pipeline.write_perturbed_inputs("judging")
+    pipeline.generate_system2("judging", "bsm", base)
+    pipeline.curate("judging", "bsm")
+    pipeline.build_distillation_set("judging", "bsm")
+    trained = pipeline.train_checkpoint("judging", "bsm", base, {})
+    pipeline.generate_system1_baseline("judging", base)
+    result = pipeline.evaluate("judging", "bsm", base, Path(trained.metadata["path"]))
+    assert result.metadata["system1_position_inconsistency"] == 1.0
+    assert result.metadata["system2_position_inconsistency"] == 0.0
+    assert result.metadata["system2_label_agreement"] == 1.0
+    assert result.metadata["system2_accuracy"] == 1.0

@@ -153,3 +153,33 @@ class PairwiseJudgingTask:
     def is_correct(self, answer: str | None, reference: str) -> bool:
         # Unlabelled pairs (e.g. MT-bench pairs of the base model's answers) never count as agreement.
         return bool(reference) and answer == reference
+
+
+def swapped_prompt(prompt: str) -> str:
+    question, answer_a, answer_b = parse_pair(prompt)
+    return pair_prompt(question, answer_b, answer_a)
+
+
+def position_metrics(
+    task: PairwiseJudgingTask,
+    method: Any,
+    engine: Any,
+    items: Sequence[dict[str, Any]],
+    temperature: float,
+    top_p: float,
+    seed: int,
+) -> dict[str, float | None]:
+    """Judge every eval pair in both orders: position-inconsistency rate and agreement with the labels."""
+    from s2d_assets.methods.runner import Chain, run_method
+
+    chains = [
+        Chain(item["input_id"], prompt) for item in items for prompt in (item["prompt"], swapped_prompt(item["prompt"]))
+    ]
+    fingerprint = getattr(engine, "model_fingerprint", "")
+    results = run_method(method, chains, engine, temperature, top_p, seed, fingerprint)
+    verdicts = [task.parse_answer(result.output, {}) for result in results]
+    original, swapped = verdicts[0::2], verdicts[1::2]
+    return {
+        "position_inconsistency": position_inconsistency(list(zip(original, swapped, strict=True))),
+        "label_agreement": label_agreement(original, [str(item["reference"] or "") for item in items]),
+    }
