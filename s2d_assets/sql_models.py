@@ -111,7 +111,10 @@ def parse_query(sql: str, source: str) -> exp.Query:
 
 def table_references(sql: str, source: str = "<sql>") -> frozenset[TableRef]:
     """The tables a query reads, scope-aware: CTEs, aliases and table functions are not tables."""
-    statement = parse_query(sql, source)
+    return _references(parse_query(sql, source), source)
+
+
+def _references(statement: exp.Query, source: str) -> frozenset[TableRef]:
     try:
         scopes = traverse_scope(statement)
     except SqlglotError as error:
@@ -180,7 +183,7 @@ def parse_model(path: Path, schema: str = DEFAULT_SCHEMA) -> SqlModel:
         normalized=statement.sql(dialect=DIALECT, comments=False),
         materialized=materialized,
         description=description,
-        refs=table_references(sql, source),
+        refs=_references(statement, source),
     )
 
 
