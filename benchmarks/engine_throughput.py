@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--generate-batch", type=int, default=64, help="rows per model.generate call")
     parser.add_argument("--engine-batch", type=int, default=256, help="the engine's max decode batch")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate engine and generate in this many rounds")
     parser.add_argument("--single", type=int, default=4, help="prompts for the batch-1 comparison (0 = skip)")
     args = parser.parse_args()
 
@@ -160,10 +161,21 @@ def main() -> None:
     project_engine(engine, prompts[:2], 2, warm)
     plain_generate(engine, prompts[:2], 2, warm, 4)
 
-    baseline = plain_generate(engine, prompts, args.samples, params, args.generate_batch)
-    print(baseline.line(), flush=True)
-    ours = project_engine(engine, prompts, args.samples, params)
-    print(ours.line(), flush=True)
+    # Alternate the two in rounds, so a change in the machine's load hits both alike.
+    baseline = Run(f"model.generate (batch {args.generate_batch})", 0, 0.0)
+    ours = Run(f"TransformersEngine (max batch {args.engine_batch})", 0, 0.0)
+    per_round = -(-len(prompts) // args.rounds)
+    for start in range(0, len(prompts), per_round):
+        chunk = prompts[start : start + per_round]
+        for total, run in (
+            (baseline, plain_generate(engine, chunk, args.samples, params, args.generate_batch)),
+            (ours, project_engine(engine, chunk, args.samples, params)),
+        ):
+            total.tokens += run.tokens
+            total.seconds += run.seconds
+        print(f"  round {start // per_round + 1}: load {load_average()}", flush=True)
+    print(baseline.line())
+    print(ours.line())
     print(f"ratio (engine / generate): {ours.rate / baseline.rate:.2f}x")
 
     if args.single:

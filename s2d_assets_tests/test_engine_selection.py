@@ -144,3 +144,21 @@ def test_vllm_refuses_clearly_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(EngineUnavailable, match="needs a CUDA GPU"):
         require_vllm_and_gpu()
+
+
+def test_paper_scale_experiment_validates_without_loading_its_model(tmp_path: Path) -> None:
+    from s2d_assets.experiment import PROJECT_ROOT, load_experiment
+    from s2d_assets.stages import Pipeline
+
+    path = PROJECT_ROOT / "experiments" / "paper_scale.yaml"
+    experiment = load_experiment(path)
+    assert isinstance(experiment.engine, VLLMEngineSpec) and experiment.engine.tensor_parallel_size == 4
+    assert experiment.model.hf_id == "meta-llama/Llama-2-70b-chat-hf"
+    assert set(experiment.tasks) == {"last_letter", "coin_flip"}
+    assert set(experiment.methods) == {"rar_1step", "rar_2step"}
+    base = Pipeline(experiment, StatePaths(tmp_path)).base_model()  # an id, not a download
+    assert (base.name, str(base.path)) == ("meta-llama/Llama-2-70b-chat-hf", "meta-llama/Llama-2-70b-chat-hf")
+    graph = build_definitions(experiment, path, StatePaths(tmp_path)).resolve_asset_graph()
+    assert any(k.path[-1] == "s2_generations" for k in graph.get_all_asset_keys())
+    with pytest.raises(ExperimentError, match=r"model\.hf_id is required"):
+        parse_experiment({**tiny_experiment_data(tmp_path), "model": {"source": "hf_id"}}, "x.yaml")
