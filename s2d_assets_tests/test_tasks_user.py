@@ -80,5 +80,5 @@ def test_a_malformed_user_file_is_refused_naming_the_row(tmp_path: Path) -> None
     with pytest.raises(TaskFileError, match=r"bad.jsonl: row 1: field 'question' is missing or not non-empty text"):
         build_task(spec).build_inputs()
     (tmp_path / "rows.txt").write_text("question,answer\n")
-    with pytest.raises(TaskFileError, match="rows.txt: unsupported file type '.txt'"):
+    with pytest.raises(TaskFileError, match=r"rows\.txt: unsupported file type '\.txt'"):
         read_rows(tmp_path / "rows.txt")
