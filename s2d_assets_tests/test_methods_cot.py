@@ -69,3 +69,11 @@ def test_a_malformed_exemplar_file_names_the_line(tmp_path: Path) -> None:
     path.write_text('{"question": "Q", "reasoning": "R", "answer": "A"}\n{"question": "Q2", "answer": "B"}\n')
     with pytest.raises(ExemplarError, match=r"bad.jsonl: line 2: missing or non-text field\(s\) \['reasoning'\]"):
         build_method("cot_few_shot", exemplars=path)
+
+
+def test_the_shipped_exemplar_file_loads_from_a_project_relative_path() -> None:
+    from s2d_assets.tasks.user_files import resolve_path
+
+    path = resolve_path("experiments/exemplars/arithmetic_cot.jsonl")
+    prefix = build_method("cot_few_shot", exemplars=path).steps[0].render("Q?", {})
+    assert prefix.count("The answer is ") == 3 and prefix.endswith("Q: Q?\nA:")

@@ -113,6 +113,7 @@ def _generate(
             owners.append((index, None if step.for_each is None else item_index))
     completions = engine.generate(requests) if requests else []
     outputs: list[list[str]] = [[] for _ in results]
+    parsed: list[list[dict[str, Any]]] = [[] for _ in results]
     for (index, item_index), request, completion in zip(owners, requests, completions, strict=True):
         result = results[index]
         record: dict[str, Any] = {
@@ -127,16 +128,15 @@ def _generate(
             record["item"] = item_index
         if step.parse is not None:
             record["fields"] = step.parse(completion.text)
+            parsed[index].append(record["fields"])
         result.steps.append(record)
         result.cache_key = request.cache_key(model_fingerprint)
         outputs[index].append(completion.text)
-    for result, texts in zip(results, outputs, strict=True):
+    for result, texts, fields in zip(results, outputs, parsed, strict=True):
         if step.for_each is None:
             result.fields[step.name] = texts[0]
-            if step.parse is not None:
-                result.fields.update(step.parse(texts[0]))
-        else:
+            result.fields.update(fields[0] if fields else {})
+        else:  # a fan-out step's output and parsed fields are lists, one entry per item
             result.fields[step.name] = texts
             if step.parse is not None:
-                parsed = [step.parse(text) for text in texts]
-                result.fields.update({key: [p[key] for p in parsed] for key in step.parse.provides})
+                result.fields.update({key: [f[key] for f in fields] for key in step.parse.provides})
