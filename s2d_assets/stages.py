@@ -25,7 +25,7 @@ from s2d_assets.methods.runner import Chain, ChainResult, run_method
 from s2d_assets.methods.usc import USC_TEMPLATE, select_most_consistent
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
-from s2d_assets.tasks.judging import engine_answerer
+from s2d_assets.tasks.judging import engine_answerer, position_metrics
 from s2d_assets.tasks.user_files import resolve_path
 from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.training.sft import train_sft
@@ -479,6 +479,25 @@ class Pipeline:
             "mean_tokens": float(baseline["completion_tokens"].mean() or 0.0),
             "seconds_per_item": float(baseline["seconds"].mean() or 0.0),
         }
+        judged: dict[str, float | None] = {}
+        if getattr(task, "kind", "") == "pairwise_judging":  # verdicts in both orders: position consistency
+            base_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
+            eval_items = self._inputs(task_name, EVAL)
+            for system, method, engine in (
+                ("system1", SYSTEM1, base_engine),
+                ("system2", self.method(method_name), s2_engine),
+                ("distilled", SYSTEM1, distilled_engine),
+            ):
+                metrics = position_metrics(
+                    task,  # type: ignore[arg-type]
+                    method,
+                    engine,
+                    eval_items,
+                    self.experiment.evaluation.temperature,
+                    self.experiment.sampling.top_p,
+                    self.experiment.seed,
+                )
+                judged |= {f"{system}_{name}": value for name, value in metrics.items()}
         rows = [
             {
                 "task": task_name,
@@ -506,7 +525,8 @@ class Pipeline:
         return StageResult(
             data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
             metadata={f"{row['system']}_accuracy": round(row["accuracy"], 4) for row in rows}
-            | {"cache_misses": s2_engine.stats.misses + distilled_engine.stats.misses},
+            | {"cache_misses": s2_engine.stats.misses + distilled_engine.stats.misses}
+            | {key: value for key, value in judged.items() if value is not None},
             markdown={"evaluation": _markdown(table)},
         )
 
