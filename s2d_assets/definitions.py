@@ -21,11 +21,18 @@ def build_definitions(
     experiment: Experiment, experiment_path: Path, paths: StatePaths, sql_folder: Path = SQL_FOLDER
 ) -> Definitions:
     pipeline = Pipeline(experiment, paths)
-    assets = [base_model_asset(pipeline)]
+    coconut = experiment.coconut
+    # A Coconut-only experiment that trains a model from scratch has no use for the base model.
+    needs_base = bool(experiment.tasks) or (coconut is not None and coconut.model == "base")
+    assets = [base_model_asset(pipeline)] if needs_base else []
     for task in experiment.tasks:
         assets += task_assets(pipeline, task)
         for method in experiment.methods:
             assets += method_assets(pipeline, task, method)
+    if coconut is not None:
+        from s2d_assets.assets.coconut import coconut_assets
+
+        assets += coconut_assets(experiment, paths)
     # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
     assets += sql_model_assets(sql_folder, table_producers(key for a in assets for key in a.keys))
     return Definitions(

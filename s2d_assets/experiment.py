@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from s2d_assets.engine_spec import EngineSpec, TransformersEngineSpec
+from s2d_assets.experiment_coconut import CoconutSpec
 from s2d_assets.fingerprint import content_hash
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -211,16 +212,24 @@ class Experiment(Strict):
     curation: CurationSpec = CurationSpec()
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
+    coconut: CoconutSpec | None = Field(None, description="continuous-thought System 1 (Coconut); off when absent")
 
     @field_validator("tasks", "methods")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            raise ValueError("at least one entry is required")
         for key in value:
             if not NAME_PATTERN.match(key):
                 raise ValueError(f"name {key!r} must match {NAME_PATTERN.pattern}")
         return value
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Experiment:
+        # A Coconut-only experiment may leave tasks and methods empty.
+        if self.coconut is None:
+            for field in ("tasks", "methods"):
+                if not getattr(self, field):
+                    raise ValueError(f"{field}: at least one entry is required (or a coconut section)")
+        return self
 
     @model_validator(mode="after")
     def _method_overrides_name_real_steps(self) -> Experiment:

@@ -65,13 +65,14 @@ def publish_checkpoint(
     version: str,
     train: Callable[[Path], None],
     card: dict[str, Any],
+    write_card: Callable[[Path, dict[str, Any]], None] = write_model_card,
 ) -> Path:
     """Return ``root/version``, training it into a staging directory first if it does not exist."""
     final = root / version
     if not is_complete(final):
         with staging_dir(root) as staging:
             train(staging)
-            write_model_card(staging, card)
+            write_card(staging, card)
             weights = [p for p in staging.rglob("*") if p.is_file()]
             manifest = {**card, "version": version, "fingerprint": files_hash(weights, staging)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
