@@ -1,6 +1,7 @@
 """Jobs, the scheduled refresh and the inbox sensor."""
 
 import json
+from functools import partial
 
 from dagster import (
     AssetSelection,
@@ -24,6 +25,7 @@ from s2d_assets.inbox import InboxError, inbox_files, listing_stamp, read_inbox_
 from s2d_assets.refresh import stale_closure, with_descendants
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import build_task
+from s2d_assets.tasks.base import prompt_meta
 
 MATERIALIZE_ALL = "materialize_all"
 REFRESH = "refresh"
@@ -75,7 +77,7 @@ def inbox_sensor(experiment: Experiment, paths: StatePaths) -> SensorDefinition:
                 if before.get(path.name) == listing_stamp(folder).get(path.name):
                     continue
                 try:
-                    read_inbox_file(path, task.kind, task.meta_for_prompt)
+                    read_inbox_file(path, task.kind, partial(prompt_meta, task))
                 except InboxError as error:
                     moved = reject(path, str(error))
                     context.log.warning(f"rejected {path}: {error} (moved to {moved})")

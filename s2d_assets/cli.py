@@ -60,6 +60,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """Materialise the stale closure: stale or missing assets and everything downstream, in one run."""
+    from dagster import DagsterInstance
+
+    from s2d_assets.automation import REFRESH
+    from s2d_assets.definitions import load_definitions
+    from s2d_assets.refresh import stale_closure, stale_reasons
+
+    experiment = _use_experiment(args.experiment)
+    paths = state_paths()
+    ensure_dagster_home(paths)
+    defs = load_definitions(experiment, paths)
+    asset_graph = defs.resolve_asset_graph()
+    with DagsterInstance.get() as instance:
+        reasons = stale_reasons(instance, asset_graph)
+        closure = stale_closure(instance, asset_graph)
+        if not closure:
+            print("Everything is up to date; nothing to materialise.")
+            return 0
+        print(f"{len(closure)} asset(s) to materialise:")
+        for key in closure:
+            why = "; ".join(reasons.get(key, [])) or "downstream of a stale asset"
+            print(f"  {key.to_user_string():50s} {why}")
+        if args.dry_run:
+            return 0
+        job = defs.resolve_job_def(REFRESH)
+        result = job.execute_in_process(instance=instance, asset_selection=closure, raise_on_error=False)
+    if not result.success:
+        print(f"The refresh run failed (run id {result.run_id}); see the step errors above.", file=sys.stderr)
+        return 1
+    print(f"Refreshed {len(closure)} asset(s) (run id {result.run_id}).")
+    return 0
+
+
 def print_results(warehouse_path: Path) -> None:
     from s2d_assets.warehouse import Warehouse
 
@@ -103,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialise every stage of the experiment, then print the evaluation")
     _experiment_arg(run)
     run.set_defaults(func=cmd_run)
+
+    refresh = commands.add_parser(
+        "refresh", help="materialise what is stale or missing, and everything downstream of it, in one run"
+    )
+    _experiment_arg(refresh)
+    refresh.add_argument("--dry-run", action="store_true", help="only list what would be materialised and why")
+    refresh.set_defaults(func=cmd_refresh)
 
     results = commands.add_parser("results", help="print the evaluation table from the warehouse")
     results.set_defaults(func=cmd_results)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from s2d_assets.assets.sql_models import SQL_FOLDER, sql_model_assets
 from s2d_assets.assets.stages import base_model_asset, method_assets, task_assets
 from s2d_assets.assets.tables import table_producers
+from s2d_assets.automation import MATERIALIZE_ALL, inbox_sensor, jobs, refresh_schedule
+from s2d_assets.checks import pool_checks
 from s2d_assets.experiment import DEFAULT_EXPERIMENT, Experiment, load_experiment
 from s2d_assets.resources import PipelineResource, WarehouseResource
 from s2d_assets.stages import Pipeline
 from s2d_assets.state import StatePaths, state_paths
 
-MATERIALIZE_ALL = "materialize_all"
+__all__ = ["MATERIALIZE_ALL", "build_definitions", "defs", "load_definitions"]
 
 
 def build_definitions(
@@ -25,10 +27,12 @@ def build_definitions(
     # A Coconut-only experiment that trains a model from scratch has no use for the base model.
     needs_base = bool(experiment.tasks) or (coconut is not None and coconut.model == "base")
     assets = [base_model_asset(pipeline)] if needs_base else []
+    checks = []
     for task in experiment.tasks:
         assets += task_assets(pipeline, task)
         for method in experiment.methods:
             assets += method_assets(pipeline, task, method)
+            checks += pool_checks(task, method, experiment.checks)
     if coconut is not None:
         from s2d_assets.assets.coconut import coconut_assets
 
@@ -37,9 +41,10 @@ def build_definitions(
     assets += sql_model_assets(sql_folder, table_producers(key for a in assets for key in a.keys))
     return Definitions(
         assets=assets,
-        jobs=[
-            define_asset_job(MATERIALIZE_ALL, selection=AssetSelection.all(), description="Materialise every stage.")
-        ],
+        asset_checks=checks,
+        jobs=jobs(),
+        schedules=[refresh_schedule(experiment)],
+        sensors=[inbox_sensor(experiment, paths)],
         resources={
             "s2d": PipelineResource(experiment_path=str(experiment_path), state_dir=str(paths.root)),
             "warehouse": WarehouseResource(path=str(paths.warehouse)),

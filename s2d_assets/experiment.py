@@ -200,6 +200,19 @@ class EvaluationSpec(Strict):
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding on the eval split")
 
 
+class ChecksSpec(Strict):
+    """Asset-check thresholds; the pool checks block training when they fail."""
+
+    min_pool_size: int = Field(1, ge=0, description="kept inputs needed before a checkpoint is trained")
+    min_parse_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of System 2 samples with a parsed answer")
+    max_answer_share: float = Field(0.95, gt=0.0, le=1.0, description="warn when one answer holds more of the pool")
+
+
+class ScheduleSpec(Strict):
+    refresh_cron: str = Field("0 3 * * *", description="when the scheduled refresh job looks for stale assets")
+    inbox_poll_seconds: int = Field(30, ge=5, description="how often the inbox sensor looks for new input files")
+
+
 class Experiment(Strict):
     name: str
     seed: int = 0
@@ -212,6 +225,8 @@ class Experiment(Strict):
     curation: CurationSpec = CurationSpec()
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
+    checks: ChecksSpec = ChecksSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
     coconut: CoconutSpec | None = Field(None, description="continuous-thought System 1 (Coconut); off when absent")
 
     @field_validator("tasks", "methods")

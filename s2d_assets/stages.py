@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ from s2d_assets.curation import Decision, curate_input, usc_decision
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.experiment import Experiment
 from s2d_assets.fingerprint import content_hash, rows_hash
+from s2d_assets.inbox import inbox_files, read_inbox_file
 from s2d_assets.methods import SYSTEM1, MethodDefinition, build_method, direct_prompt
 from s2d_assets.methods.runner import Chain, ChainResult, run_method
 from s2d_assets.methods.usc import USC_TEMPLATE, select_most_consistent
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
+from s2d_assets.tasks.base import prompt_meta
 from s2d_assets.tasks.judging import engine_answerer, position_metrics
 from s2d_assets.tasks.user_files import resolve_path
 from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
@@ -132,8 +135,24 @@ class Pipeline:
         )
 
     # -- stages -----------------------------------------------------------------------------------
+    def inbox(self, task_name: str) -> Path:
+        return self.paths.inbox / task_name
+
     def write_inputs(self, task_name: str) -> StageResult:
-        inputs = self.task(task_name).build_inputs()
+        task = self.task(task_name)
+        generated = task.build_inputs()
+        # Inbox files are validated whole before anything is written (an InboxError names file and row).
+        arrived = [
+            item
+            for path in inbox_files(self.inbox(task_name))
+            for item in read_inbox_file(path, task.kind, partial(prompt_meta, task))
+        ]
+        seen: set[str] = set()
+        inputs = []
+        for item in generated + arrived:
+            if item.input_id not in seen:
+                seen.add(item.input_id)
+                inputs.append(item)
         frame = pl.DataFrame(
             {
                 "task": [task_name] * len(inputs),
@@ -148,7 +167,7 @@ class Pipeline:
         counts = frame.group_by("split").len().sort("split")
         return StageResult(
             data_version=rows_hash(frame.sort("input_id").rows()),
-            metadata={"rows": frame.height, **{f"{s}_rows": n for s, n in counts.rows()}},
+            metadata={"rows": frame.height, "inbox_rows": len(arrived), **{f"{s}_rows": n for s, n in counts.rows()}},
             markdown={"preview": _markdown(frame.select("split", "input_id", "prompt", "reference").head(5))},
         )
 

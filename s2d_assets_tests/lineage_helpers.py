@@ -45,6 +45,7 @@ class Project:
         defs = self.defs()
         job = defs.resolve_job_def(REFRESH)
         result = job.execute_in_process(instance=self.instance, asset_selection=selection, raise_on_error=False)
+        self.last_result = result
         return result.success
 
     def materialization_counts(self) -> dict[str, int]:

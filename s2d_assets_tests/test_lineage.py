@@ -54,9 +54,7 @@ def test_filter_change_refreshes_only_the_pool_and_downstream_with_no_llm_call(p
     # identical and nothing downstream needs a new generation.
     project.data["methods"]["rar_2step"]["curation"] = {"min_agreement": 0.2}
     assert project.stale() == {"last_letter/rar_2step/curated_pool", "coin_flip/rar_2step/curated_pool"}
-    expected = {
-        f"{task}/rar_2step/{stage}" for task in ("last_letter", "coin_flip") for stage in METHOD_STAGES[1:]
-    }
+    expected = {f"{task}/rar_2step/{stage}" for task in ("last_letter", "coin_flip") for stage in METHOD_STAGES[1:]}
     assert python_stages(project.closure()) == expected
 
     before_counts, before_cache = project.materialization_counts(), project.cache_size()
@@ -71,8 +69,10 @@ def test_filter_change_refreshes_only_the_pool_and_downstream_with_no_llm_call(p
 def test_prompt_change_refreshes_only_that_method(project: Project) -> None:
     project.data["methods"]["rar_1step"]["prompts"] = {"respond": '"{question}"\nRephrase the question, then answer.'}
     assert project.stale() == {
-        "last_letter/rar_1step/s2_generations", "coin_flip/rar_1step/s2_generations",
-        "last_letter/rar_1step/evaluation", "coin_flip/rar_1step/evaluation",
+        "last_letter/rar_1step/s2_generations",
+        "coin_flip/rar_1step/s2_generations",
+        "last_letter/rar_1step/evaluation",
+        "coin_flip/rar_1step/evaluation",
     }
     expected = {f"{task}/rar_1step/{stage}" for task in ("last_letter", "coin_flip") for stage in METHOD_STAGES}
     assert python_stages(project.closure()) == expected
@@ -91,3 +91,104 @@ def test_identical_upstream_data_does_not_ripple_downstream(project: Project) ->
 
     assert project.run([AssetKey(["coin_flip", "raw_inputs"])])
     assert project.stale() == set(), project.reasons()
+
+
+def inbox_sensor_tick(project: Project, cursor: str | None = None):  # type: ignore[no-untyped-def]
+    from dagster import build_sensor_context
+
+    defs = project.defs()
+    context = build_sensor_context(instance=project.instance, definitions=defs, cursor=cursor)
+    return defs.get_sensor_def("inbox_sensor")(context), context.cursor
+
+
+def test_new_inbox_file_refreshes_that_task_and_costs_calls_only_for_new_inputs(project: Project) -> None:
+    import json
+
+    from s2d_assets.inbox import REJECTED
+
+    new_prompts = [
+        "A coin is heads up. Zelda flips the coin. Quentin flips the coin. Is the coin still heads up?",
+        "A coin is heads up. Zelda does not flip the coin. Is the coin still heads up?",
+    ]
+    inbox = project.paths.inbox / "coin_flip"
+    inbox.mkdir(parents=True)
+    (inbox / "batch1.jsonl").write_text("\n".join(json.dumps({"prompt": p}) for p in new_prompts) + "\n")
+    inputs_before = project.warehouse.count("inputs", {"task": "coin_flip"})
+    cache_before = project.warehouse.query("SELECT cache_key FROM llm_cache")["cache_key"].to_list()
+
+    request, cursor = inbox_sensor_tick(project)
+    selected = {key.to_user_string() for key in request.asset_selection}
+    assert "coin_flip/raw_inputs" in selected and "coin_flip/rar_2step/evaluation" in selected
+    assert not any(key.startswith("last_letter/") for key in selected)
+    assert project.run(list(request.asset_selection))
+
+    assert project.warehouse.count("inputs", {"task": "coin_flip"}) == inputs_before + 2
+    new = project.warehouse.query("SELECT request FROM llm_cache WHERE NOT list_contains(?, cache_key)", [cache_before])
+    system2_calls = [r for r in new["request"] if "rephrase" in r.lower()]
+    assert system2_calls, "the new inputs were generated"
+    assert all(any(p in r for p in new_prompts) for r in system2_calls)  # no old input was generated again
+
+    # Nothing new in the inbox: the next tick skips.
+    again, _ = inbox_sensor_tick(project, cursor)
+    assert not hasattr(again, "asset_selection")
+
+    # A malformed file is moved aside with its reason; the warehouse is unchanged.
+    (inbox / "bad.jsonl").write_text(json.dumps({"prompt": new_prompts[0]}) + "\n" + json.dumps({"text": "x"}) + "\n")
+    counts = {t: project.warehouse.count(t) for t in ("inputs", "generations", "curated_pool", "llm_cache")}
+    skipped, _ = inbox_sensor_tick(project, cursor)
+    assert not hasattr(skipped, "asset_selection")
+    assert not (inbox / "bad.jsonl").exists()
+    reason = (inbox / REJECTED / "bad.jsonl.reason.txt").read_text()
+    assert "bad.jsonl: row 2" in reason and "unknown field" in reason
+    assert {t: project.warehouse.count(t) for t in counts} == counts
+
+
+def test_failing_blocking_check_prevents_the_checkpoint(project: Project) -> None:
+    from dagster import AssetKey
+
+    project.data["checks"] = {"min_pool_size": 10_000}
+    checkpoint = "coin_flip/rar_1step/s1_checkpoint"
+    before = project.materialization_counts()
+    selection = [AssetKey(["coin_flip", "rar_1step", stage]) for stage in METHOD_STAGES[2:]]
+    assert not project.run(selection)  # the run reports the failed check
+    after = project.materialization_counts()
+    assert after["coin_flip/rar_1step/distillation_set"] == before["coin_flip/rar_1step/distillation_set"] + 1
+    assert after[checkpoint] == before[checkpoint]  # not trained
+    failed = {e.check_name for e in project.last_result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {"pool_size"}
+
+
+CONCURRENT_RUN = """
+import sys
+from pathlib import Path
+from dagster import AssetKey, DagsterInstance
+from s2d_assets.automation import REFRESH
+from s2d_assets.definitions import build_definitions
+from s2d_assets.experiment import load_experiment
+from s2d_assets.state import StatePaths
+root, task = Path(sys.argv[1]), sys.argv[2]
+path = root / "experiment.yaml"
+defs = build_definitions(load_experiment(path), path, StatePaths(root / "state"))
+keys = [AssetKey([task, s]) for s in ("raw_inputs", "perturbed_inputs")] + [
+    AssetKey([task, m, s]) for m in ("rar_1step", "rar_2step") for s in ("s2_generations", "curated_pool")]
+with DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+    job = defs.resolve_job_def(REFRESH)
+    result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_concurrent_materialisations_both_succeed(project: Project) -> None:
+    import subprocess
+    import sys
+
+    from s2d_assets.state import DAGSTER_YAML
+
+    project.defs()  # writes the experiment file
+    (project.root / "dagster_home" / "dagster.yaml").write_text(DAGSTER_YAML)
+    runs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_RUN, str(project.root), task])
+        for task in ("last_letter", "coin_flip")
+    ]
+    assert [run.wait(timeout=600) for run in runs] == [0, 0]
+    assert project.warehouse.count("curated_pool") == 2 * 2 * 6

@@ -35,6 +35,15 @@ class Task(Protocol):
     def is_correct(self, answer: str | None, reference: str) -> bool: ...
 
 
+def prompt_meta(task: Task, prompt: str) -> dict[str, Any]:
+    """The parse metadata of an input that arrived as a bare prompt (an inbox row).
+
+    Tasks whose parser needs metadata (e.g. last-letter's word count) define ``meta_for_prompt``.
+    """
+    meta_for_prompt = getattr(task, "meta_for_prompt", None)
+    return dict(meta_for_prompt(prompt)) if meta_for_prompt else {}
+
+
 def split_unique(
     kind: str, items: list[tuple[str, str, dict[str, Any]]], train_size: int, eval_size: int
 ) -> list[TaskInput]:

@@ -41,6 +41,9 @@ class CoinFlipTask:
 
         return split_unique(self.kind, list(items()), self.spec.train_size, self.spec.eval_size)
 
+    def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
+        return {}
+
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         # The last verdict word wins: models restate the question ("heads up") before answering.
         stripped = text.strip().lower()

@@ -44,6 +44,11 @@ class LastLetterTask:
 
         return split_unique(self.kind, list(items()), self.spec.train_size, self.spec.eval_size)
 
+    def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
+        quoted = re.search(r'"([^"]+)"', prompt)
+        words = quoted.group(1).split() if quoted else []
+        return {"words": words, "n_words": len(words) or self.spec.n_words}
+
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         n_words = int(meta.get("n_words", self.spec.n_words))
         bare = _BARE.match(text)

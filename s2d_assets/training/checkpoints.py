@@ -76,9 +76,14 @@ def publish_checkpoint(
             weights = [p for p in staging.rglob("*") if p.is_file()]
             manifest = {**card, "version": version, "fingerprint": files_hash(weights, staging)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-            if final.exists():  # an incomplete leftover from an older crash
+            if final.exists() and not is_complete(final):  # an incomplete leftover from an older crash
                 shutil.rmtree(final)
-            staging.rename(final)
+            try:
+                staging.rename(final)
+            except OSError:
+                # A concurrent run published the same version first; its content is the same.
+                if not is_complete(final):
+                    raise
     _point_current(root, version)
     return final
 
