@@ -8,6 +8,7 @@ evaluation that writes a row per system into ``evaluations`` (method ``coconut``
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from s2d_assets.warehouse import Warehouse
 METHOD = "coconut"
 INIT = "init"
 _WORD = re.compile(r"\w+|[^\w\s]")
+_MARKER = re.compile(r"#\s*#\s*#")  # a word-level tokenizer decodes "###" as "# # #"
 
 
 def stage_name(stage: int) -> str:
@@ -38,7 +40,7 @@ def stage_name(stage: int) -> str:
 
 def final_answer(text: str) -> str:
     """The answer after the last ``###``, as words and punctuation (tokenizer spacing does not matter)."""
-    return " ".join(_WORD.findall(text.rsplit("###", 1)[-1]))
+    return " ".join(_WORD.findall(_MARKER.split(text)[-1]))
 
 
 def generate_records(spec: CoconutSpec) -> list[dict[str, Any]]:
@@ -215,7 +217,9 @@ class CoconutPipeline:
         from s2d_assets.training.coconut import TrainConfig, train
 
         t = self.spec.training
-        config = TrainConfig(epochs, t.learning_rate, t.batch_size, t.weight_decay, seed=t.seed, device=t.device)
+        config = TrainConfig(
+            epochs, t.learning_rate, t.batch_size, t.weight_decay, seed=t.seed, device=t.device, threads=t.threads
+        )
         data = rows_hash((e.input_ids, e.labels) for e in examples)
         start_fingerprint = str(read_manifest(start)["fingerprint"])
         version = content_hash({"start": start_fingerprint, "data": data, "code": code, "epochs": epochs})
@@ -246,6 +250,8 @@ class CoconutPipeline:
         )
 
     def evaluate(self) -> StageResult:
+        import torch
+
         from s2d_assets.training.coconut import device_for, generate_all, load
         from s2d_assets.training.coconut_data import build_prompt, tokenize
 
@@ -254,6 +260,7 @@ class CoconutPipeline:
         checkpoints = {system: self.current(system) for system in spec.baselines}
         checkpoints[METHOD] = self.current(stage_name(spec.max_stage))
         rows, generations = [], []
+        torch.set_num_threads(spec.training.threads or os.cpu_count() or 1)
         for system, checkpoint in checkpoints.items():
             coconut, tokenizer = load(checkpoint, device_for(spec.training.device))
             thoughts = spec.n_thoughts if system in ("pause", METHOD) else 0

@@ -60,6 +60,9 @@ class CoconutTrainingSpec(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(
+        1, ge=0, description="torch CPU threads, 0 = every core; a small model gains little from more on a busy machine"
+    )
 
 
 class CoconutSpec(_Strict):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from s2d_assets.coconut_stages import final_answer
 from s2d_assets.tasks import prosqa
 from s2d_assets.training.coconut import Coconut, TrainConfig, add_special_tokens, generate_all, load, train
 from s2d_assets.training.coconut_data import (
@@ -149,3 +150,8 @@ def test_training_lowers_the_loss_and_generation_is_greedy(coconut_model: Path, 
     first = generate_all(trained, prompts, max_new_tokens=6, batch_size=2)
     assert first == generate_all(trained, prompts, max_new_tokens=6, batch_size=3)  # batching does not matter
     assert all(0 < len(out) <= 6 for out in first)
+
+
+def test_final_answer_ignores_tokenizer_spacing() -> None:
+    assert final_answer("Tom is a wumpus .\n # # # Tom is a yumpus .") == final_answer("Tom is a yumpus.")
+    assert final_answer("### Tom is a yumpus.") != final_answer("### Tom is a wumpus.")

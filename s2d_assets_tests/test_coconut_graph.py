@@ -57,16 +57,16 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
         return {"/".join(k.path) for k in graph.get(AssetKey(key.split("/"))).parent_keys}
 
     assert "base_model" not in {"/".join(k.path) for k in graph.get_all_asset_keys()}  # scratch model only
-    assert parents("prosqa/coconut/init_model") == {"prosqa/coconut/data"}
-    assert parents("prosqa/coconut/stage_0") == {"prosqa/coconut/init_model", "prosqa/coconut/data"}
-    assert parents("prosqa/coconut/stage_2") == {"prosqa/coconut/stage_1", "prosqa/coconut/data"}
-    assert parents("prosqa/coconut/baseline_pause") == {"prosqa/coconut/init_model", "prosqa/coconut/data"}
+    assert parents("prosqa/coconut/init_model") == {"prosqa/coconut/raw_inputs"}
+    assert parents("prosqa/coconut/stage_0") == {"prosqa/coconut/init_model", "prosqa/coconut/raw_inputs"}
+    assert parents("prosqa/coconut/stage_2") == {"prosqa/coconut/stage_1", "prosqa/coconut/raw_inputs"}
+    assert parents("prosqa/coconut/baseline_pause") == {"prosqa/coconut/init_model", "prosqa/coconut/raw_inputs"}
     assert parents("prosqa/coconut/evaluation") == {
         "prosqa/coconut/stage_2",
         "prosqa/coconut/baseline_no_cot",
         "prosqa/coconut/baseline_cot",
         "prosqa/coconut/baseline_pause",
-        "prosqa/coconut/data",
+        "prosqa/coconut/raw_inputs",
     }
     data["coconut"]["max_new_tokens"] = 20
     after = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
@@ -83,7 +83,7 @@ def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(parse_experiment(data, path), path, paths)
     assert {key for key in keys(defs) if key.startswith("prosqa/")} == {
-        "prosqa/coconut/data",
+        "prosqa/coconut/raw_inputs",
         "prosqa/coconut/init_model",
         *(f"prosqa/coconut/stage_{k}" for k in range(3)),
         *(f"prosqa/coconut/baseline_{b}" for b in ("no_cot", "cot", "pause")),

@@ -32,7 +32,7 @@ def coconut_assets(experiment: Experiment, paths: StatePaths) -> list[AssetsDefi
     def key(name: str) -> AssetKey:
         return AssetKey([task, METHOD, name])
 
-    data_key, init_key = key("data"), key("init_model")
+    data_key, init_key = key("raw_inputs"), key("init_model")
     uses_base = spec.model == "base"
 
     @asset(

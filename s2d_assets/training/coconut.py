@@ -133,13 +133,14 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = "auto"
+    threads: int = 1  # torch CPU threads; 0 = every core
 
 
 def train(model_dir: Path, examples: Sequence[Example], config: TrainConfig, output_dir: Path) -> dict[str, float]:
     """Train from ``model_dir`` on ``examples`` with a fresh AdamW; save model and tokenizer to ``output_dir``."""
     if not examples:
         raise ValueError("cannot train on an empty set of Coconut examples")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
     torch.manual_seed(config.seed)
     device = device_for(config.device)
     coconut, tokenizer = load(model_dir, device)
