@@ -13,6 +13,7 @@ from dagster import (
 from s2d_assets.assets.common import WRITER_POOL, method_key, task_key, to_materialization
 from s2d_assets.fingerprint import content_hash
 from s2d_assets.methods import SYSTEM1
+from s2d_assets.report import accuracy_tokens_png, markdown_image
 from s2d_assets.resources import PipelineResource
 from s2d_assets.stages import Pipeline
 
@@ -154,6 +155,12 @@ def method_assets(pipeline: Pipeline, task: str, method: str) -> list[AssetsDefi
     def evaluation(s2d: PipelineResource) -> MaterializeResult:
         p = s2d.pipeline()
         path = p.paths.checkpoints / p.experiment.name / task / method / "current"
-        return to_materialization(p.evaluate(task, method, p.base_model(), path.resolve()))
+        result = p.evaluate(task, method, p.base_model(), path.resolve())
+        rows = p.warehouse.query(
+            "SELECT system, accuracy, mean_tokens FROM evaluations WHERE task = ? AND method = ?", [task, method]
+        ).to_dicts()
+        png = accuracy_tokens_png(rows, f"{task} / {method}")
+        result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")
+        return to_materialization(result)
 
     return [s2_generations, curated_pool, distillation_set, s1_checkpoint, evaluation]
