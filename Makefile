@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.s2d-installed
 
-.PHONY: setup demo test test-fast lint ui
+.PHONY: setup browser demo test test-fast lint ui setup-llama-server
 
 setup: $(STAMP)
 
@@ -27,7 +27,11 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/s2d run
 
-test: setup
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
 	$(BIN)/ruff check s2d_assets s2d_assets_tests benchmarks
 	$(BIN)/pytest -q --durations=10
 
@@ -40,3 +44,9 @@ ui: setup
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
+
+# Optional: llama.cpp's OpenAI-compatible server, for the slow test of the openai_compat engine
+# (s2d_assets_tests/test_engine_llama_server.py skips without it). pip builds it from source:
+# several minutes on 2 cores, so `make test` does not install it.
+setup-llama-server: setup
+	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]'
