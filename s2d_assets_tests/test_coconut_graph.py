@@ -76,7 +76,6 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
     assert changed == {"prosqa/coconut/evaluation"}
 
 
-@pytest.mark.slow  # about 10 s alone, more on a busy machine: eight trainings and four decodes
 def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
     data = coconut_data()
     path = write_experiment(tmp_path / "coconut.yaml", data)

@@ -75,6 +75,8 @@ class Coconut:
     @torch.no_grad()
     def generate(self, batch: dict[str, Any], max_new_tokens: int) -> list[list[int]]:
         """Greedy continuation of each prompt (ending at ``<eos>``, which is included)."""
+        if not bool(batch["attention_mask"][:, -1].all()):
+            raise ValueError("prompts must end in the same column: build them with build_prompt (left padding only)")
         logits, cache = self.forward(batch)
         mask, position = batch["attention_mask"], batch["position_ids"][:, -1:]
         token = logits[:, -1].argmax(-1)
