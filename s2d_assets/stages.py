@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,18 @@ import polars as pl
 from s2d_assets.base_models import BaseModel, local_model, provision_embedded
 from s2d_assets.curation import Decision, curate_input, usc_decision
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
+from s2d_assets.evaluation import SYSTEM1_BASELINE, EvaluationStages
 from s2d_assets.experiment import Experiment
 from s2d_assets.fingerprint import content_hash, rows_hash
 from s2d_assets.inbox import inbox_files, read_inbox_file
 from s2d_assets.methods import SYSTEM1, MethodDefinition, build_method, direct_prompt
 from s2d_assets.methods.runner import Chain, ChainResult, run_method
 from s2d_assets.methods.usc import USC_TEMPLATE, select_most_consistent
+from s2d_assets.stage_result import StageResult, markdown_table
 from s2d_assets.state import StatePaths
-from s2d_assets.tasks import EVAL, TRAIN, Task, build_task
+from s2d_assets.tasks import TRAIN, Task, build_task
 from s2d_assets.tasks.base import prompt_meta
-from s2d_assets.tasks.judging import engine_answerer, position_metrics
+from s2d_assets.tasks.judging import engine_answerer
 from s2d_assets.tasks.user_files import resolve_path
 from s2d_assets.training.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.training.sft import train_sft
@@ -36,18 +38,9 @@ from s2d_assets.warehouse import Warehouse
 
 EngineFactory = Callable[[Path, str, "Path | None"], Engine]
 
-SYSTEM1_BASELINE = "system1"  # method name of the base model's direct answers
-
 
 @dataclass
-class StageResult:
-    data_version: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    markdown: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Pipeline:
+class Pipeline(EvaluationStages):
     experiment: Experiment
     paths: StatePaths
     engine_factory: EngineFactory | None = None
@@ -168,7 +161,7 @@ class Pipeline:
         return StageResult(
             data_version=rows_hash(frame.sort("input_id").rows()),
             metadata={"rows": frame.height, "inbox_rows": len(arrived), **{f"{s}_rows": n for s, n in counts.rows()}},
-            markdown={"preview": _markdown(frame.select("split", "input_id", "prompt", "reference").head(5))},
+            markdown={"preview": markdown_table(frame.select("split", "input_id", "prompt", "reference").head(5))},
         )
 
     def write_perturbed_inputs(self, task_name: str) -> StageResult:
@@ -271,7 +264,7 @@ class Pipeline:
                 "mean_completion_tokens": round(float(frame["completion_tokens"].mean() or 0.0), 2),
                 **engine.stats.as_metadata(),
             },
-            markdown={"preview": _markdown(frame.select("input_id", "sample_idx", "answer", "output").head(5))},
+            markdown={"preview": markdown_table(frame.select("input_id", "sample_idx", "answer", "output").head(5))},
         )
 
     def curate(self, task_name: str, method_name: str) -> StageResult:
@@ -323,7 +316,7 @@ class Pipeline:
                 "keep_rate": round(kept / max(frame.height, 1), 4),
                 "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
             },
-            markdown={"reasons": _markdown(reasons) if frame.height else "(empty)"},
+            markdown={"reasons": markdown_table(reasons) if frame.height else "(empty)"},
         )
 
     def _base_engine(self, label: str) -> CachedEngine:
@@ -379,7 +372,7 @@ class Pipeline:
         return StageResult(
             data_version=rows_hash(frame.select("input_id", "prompt", "completion").rows()),
             metadata={"examples": frame.height},
-            markdown={"preview": _markdown(frame.select("prompt", "completion").head(5))},
+            markdown={"preview": markdown_table(frame.select("prompt", "completion").head(5))},
         )
 
     def train_checkpoint(
@@ -426,129 +419,6 @@ class Pipeline:
             },
         )
 
-    def generate_system1_baseline(self, task_name: str, base: BaseModel) -> StageResult:
-        engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
-        frame, summary = self._evaluate_system(task_name, SYSTEM1_BASELINE, "system1", SYSTEM1, engine)
-        return StageResult(
-            data_version=rows_hash(frame.select("input_id", "output").rows()),
-            metadata={**summary, **engine.stats.as_metadata()},
-        )
-
-    def _evaluate_system(
-        self, task_name: str, method_name: str, system: str, method: MethodDefinition, engine: CachedEngine
-    ) -> tuple[pl.DataFrame, dict[str, float]]:
-        task = self.task(task_name)
-        items = self._inputs(task_name, EVAL)
-        chains = [Chain(item["input_id"], item["prompt"]) for item in items]
-        temperature = self.experiment.evaluation.temperature
-        results = run_method(
-            method,
-            chains,
-            engine,
-            temperature,
-            self.experiment.sampling.top_p,
-            self.experiment.seed,
-            engine.model_fingerprint,
-        )
-        answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
-        frame = self._store_generations(task_name, method_name, system, EVAL, results, answers)
-        correct = [task.is_correct(a, item["reference"]) for a, item in zip(answers, items, strict=True)]
-        n = len(items)
-        return frame, {
-            "n": n,
-            "accuracy": sum(correct) / n if n else 0.0,
-            "mean_tokens": float(frame["completion_tokens"].mean() or 0.0) if n else 0.0,
-            "seconds_per_item": float(frame["seconds"].mean() or 0.0) if n else 0.0,
-        }
-
-    def evaluate(self, task_name: str, method_name: str, base: BaseModel, checkpoint: Path) -> StageResult:
-        s2_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval")
-        _, system2 = self._evaluate_system(task_name, method_name, "system2", self.method(method_name), s2_engine)
-        manifest = read_manifest(checkpoint)
-        if manifest["mode"] == "none":  # nothing was distilled: the base model answers
-            distilled_engine = self._cached_engine(
-                base.path, base.fingerprint, None, f"{task_name}/{method_name}/distilled"
-            )
-        else:
-            adapter = checkpoint if manifest["mode"] == "lora" else None
-            distilled_engine = self._cached_engine(
-                base.path if adapter else checkpoint,
-                str(manifest["fingerprint"]),
-                adapter,
-                f"{task_name}/{method_name}/distilled",
-            )
-        _, distilled = self._evaluate_system(task_name, method_name, "distilled", SYSTEM1, distilled_engine)
-        baseline = self.warehouse.query(
-            "SELECT output, answer, completion_tokens, seconds, input_id FROM generations "
-            "WHERE task = ? AND method = ? AND system = 'system1' AND split = ?",
-            [task_name, SYSTEM1_BASELINE, EVAL],
-        )
-        if baseline.height == 0:
-            raise RuntimeError(
-                f"{task_name}: the System 1 baseline generations are missing; materialise s1_generations first"
-            )
-        references = {i["input_id"]: i["reference"] for i in self._inputs(task_name, EVAL)}
-        task = self.task(task_name)
-        system1 = {
-            "n": baseline.height,
-            "accuracy": sum(
-                task.is_correct(a, references[i]) for a, i in zip(baseline["answer"], baseline["input_id"], strict=True)
-            )
-            / baseline.height,
-            "mean_tokens": float(baseline["completion_tokens"].mean() or 0.0),
-            "seconds_per_item": float(baseline["seconds"].mean() or 0.0),
-        }
-        judged: dict[str, float | None] = {}
-        if getattr(task, "kind", "") == "pairwise_judging":  # verdicts in both orders: position consistency
-            base_engine = self._cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
-            eval_items = self._inputs(task_name, EVAL)
-            for system, method, engine in (
-                ("system1", SYSTEM1, base_engine),
-                ("system2", self.method(method_name), s2_engine),
-                ("distilled", SYSTEM1, distilled_engine),
-            ):
-                metrics = position_metrics(
-                    task,  # type: ignore[arg-type]
-                    method,
-                    engine,
-                    eval_items,
-                    self.experiment.evaluation.temperature,
-                    self.experiment.sampling.top_p,
-                    self.experiment.seed,
-                )
-                judged |= {f"{system}_{name}": value for name, value in metrics.items()}
-        rows = [
-            {
-                "task": task_name,
-                "method": method_name,
-                "system": system,
-                "split": EVAL,
-                "checkpoint": str(checkpoint) if system == "distilled" else None,
-                "train_examples": int(manifest["pool_size"]) if system == "distilled" else None,
-                **values,
-            }
-            for system, values in (("system1", system1), ("system2", system2), ("distilled", distilled))
-        ]
-        frame = pl.DataFrame(
-            rows, schema_overrides={"checkpoint": pl.String, "n": pl.Int32, "train_examples": pl.Int32}
-        )
-        self.warehouse.replace_rows("evaluations", {"task": task_name, "method": method_name}, frame)
-        table = frame.select(
-            "system",
-            "n",
-            (pl.col("accuracy") * 100).round(1).alias("accuracy_%"),
-            pl.col("mean_tokens").round(1),
-            pl.col("seconds_per_item").round(3),
-            "train_examples",
-        )
-        return StageResult(
-            data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
-            metadata={f"{row['system']}_accuracy": round(row["accuracy"], 4) for row in rows}
-            | {"cache_misses": s2_engine.stats.misses + distilled_engine.stats.misses}
-            | {key: value for key, value in judged.items() if value is not None},
-            markdown={"evaluation": _markdown(table)},
-        )
-
 
 def _variant_meta(task: Task, prompt: str, meta: str | None, variant_id: int) -> dict[str, Any]:
     """A perturbed variant is parsed with what its own prompt says (e.g. its swapped option texts)."""
@@ -557,15 +427,4 @@ def _variant_meta(task: Task, prompt: str, meta: str | None, variant_id: int) ->
     return {**base, **describe(prompt)} if variant_id and describe else base
 
 
-def _markdown(frame: pl.DataFrame) -> str:
-    if frame.height == 0:
-        return "(no rows)"
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.rows()]
-    return "\n".join([header, rule, *body])
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:120]
+__all__ = ["SYSTEM1_BASELINE", "EngineFactory", "Pipeline", "StageResult"]
