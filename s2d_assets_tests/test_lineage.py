@@ -192,3 +192,27 @@ def test_concurrent_materialisations_both_succeed(project: Project) -> None:
     ]
     assert [run.wait(timeout=600) for run in runs] == [0, 0]
     assert project.warehouse.count("curated_pool") == 2 * 2 * 6
+
+
+def test_scheduled_refresh_requests_the_stale_closure(project: Project) -> None:
+    from dagster import SkipReason, build_schedule_context
+
+    defs = project.defs()
+    schedule = defs.get_schedule_def("refresh_schedule")
+    assert isinstance(
+        schedule(build_schedule_context(instance=project.instance, repository_def=defs.get_repository_def())),
+        SkipReason,
+    )
+
+    project.data["curation"] = {"min_agreement": 0.2}  # every method's pool
+    defs = project.defs()
+    request = defs.get_schedule_def("refresh_schedule")(
+        build_schedule_context(instance=project.instance, repository_def=defs.get_repository_def())
+    )
+    assert sorted(request.asset_selection, key=lambda k: k.to_user_string()) == project.closure()
+    assert python_stages(request.asset_selection) == {
+        f"{task}/{method}/{stage}"
+        for task in TASKS
+        for method in ("rar_1step", "rar_2step")
+        for stage in METHOD_STAGES[1:]
+    }
