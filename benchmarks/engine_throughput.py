@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--generate-batch", type=int, default=64, help="rows per model.generate call")
     parser.add_argument("--engine-batch", type=int, default=256, help="the engine's max decode batch")
-    parser.add_argument("--rounds", type=int, default=2, help="alternate engine and generate in this many rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate engine and generate in rounds (0 = skip)")
     parser.add_argument("--single", type=int, default=4, help="prompts for the batch-1 comparison (0 = skip)")
     args = parser.parse_args()
 
@@ -161,6 +161,15 @@ def main() -> None:
     project_engine(engine, prompts[:2], 2, warm)
     plain_generate(engine, prompts[:2], 2, warm, 4)
 
+    if args.rounds:
+        batched(engine, prompts, params, args)
+    if args.single:
+        single(engine, prompts[: args.single], params)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak:.0f} MiB; load average after: {load_average()}")
+
+
+def batched(engine: TransformersEngine, prompts: list[str], params: SamplingParams, args: argparse.Namespace) -> None:
     # Alternate the two in rounds, so a change in the machine's load hits both alike.
     baseline = Run(f"model.generate (batch {args.generate_batch})", 0, 0.0)
     ours = Run(f"TransformersEngine (max batch {args.engine_batch})", 0, 0.0)
@@ -178,20 +187,23 @@ def main() -> None:
     print(ours.line())
     print(f"ratio (engine / generate): {ours.rate / baseline.rate:.2f}x")
 
-    if args.single:
-        single_prompts = prompts[: args.single]
-        single_generate = plain_generate(engine, single_prompts, 1, params, 1)
-        single_generate.name = "model.generate (batch 1)"
-        single_ours = Run("TransformersEngine (batch 1)", 0, 0.0)
-        for prompt in single_prompts:
-            run = project_engine(engine, [prompt], 1, params)
-            single_ours.tokens += run.tokens
-            single_ours.seconds += run.seconds
-        print(single_generate.line())
-        print(single_ours.line())
-        print(f"ratio at batch 1 (engine / generate): {single_ours.rate / single_generate.rate:.2f}x")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {peak:.0f} MiB; load average after: {load_average()}")
+
+def single(engine: TransformersEngine, prompts: list[str], params: SamplingParams) -> None:
+    """One sequence at a time, alternating the two prompt by prompt."""
+    totals = {
+        "generate": Run("model.generate (batch 1)", 0, 0.0),
+        "engine": Run("TransformersEngine (batch 1)", 0, 0.0),
+    }
+    for prompt in prompts:
+        for name, run in (
+            ("generate", plain_generate(engine, [prompt], 1, params, 1)),
+            ("engine", project_engine(engine, [prompt], 1, params)),
+        ):
+            totals[name].tokens += run.tokens
+            totals[name].seconds += run.seconds
+    print(totals["generate"].line())
+    print(totals["engine"].line())
+    print(f"ratio at batch 1 (engine / generate): {totals['engine'].rate / totals['generate'].rate:.2f}x")
 
 
 if __name__ == "__main__":
