@@ -86,3 +86,14 @@ def test_per_request_budgets_and_plan(engine: TransformersEngine) -> None:
     assert a.completion_tokens <= 2
     assert b.completion_tokens <= 9
     assert a.prompt_tokens == b.prompt_tokens
+
+
+def test_top_p_one_draws_from_the_whole_distribution() -> None:
+    weights = torch.rand(1, 600, generator=torch.Generator().manual_seed(0)) ** 4
+    weights[0, 5] = 40.0  # one token holds about half the mass
+    probs = weights / weights.sum()
+    rows = 4000
+    chosen = sample(probs.log().repeat(rows, 1), torch.ones(rows), torch.ones(rows), seed_words(list(range(rows))), 1)
+    share = float((chosen == 5).float().mean())
+    assert abs(share - float(probs[0, 5])) < 0.03
+    assert len(set(chosen.tolist())) > 250  # the tail is reachable

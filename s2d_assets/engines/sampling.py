@@ -59,22 +59,28 @@ def sample(
     top_logits, top_ids = scaled.topk(k, dim=-1, sorted=True)
     probs = (top_logits - log_total).exp()
     p = top_p[rows]
-    wide = (probs.sum(dim=-1) < p) & (k < scaled.shape[-1])
+    whole = p >= 1.0  # no nucleus: draw from the whole distribution, in vocabulary order, without sorting
+    wide = ~whole & (probs.sum(dim=-1) < p) & (k < scaled.shape[-1])
+    narrow = ~whole & ~wide
+    if bool(whole.any()):
+        index = whole.nonzero().squeeze(-1)
+        full_probs = (scaled[index] - log_total[index]).exp()
+        unbounded = torch.full_like(p[index], float("inf"))
+        chosen[rows[index]] = _inverse_cdf(full_probs, unbounded, uniforms(words[rows[index]], step))
     if bool(wide.any()):  # the nucleus is wider than the candidates: sort the whole vocabulary for these rows
-        wide_rows = wide.nonzero().squeeze(-1)
-        full_probs, full_ids = (scaled[wide_rows] - log_total[wide_rows]).exp().sort(dim=-1, descending=True)
-        picks = _inverse_cdf(full_probs, p[wide_rows], uniforms(words[rows[wide_rows]], step))
-        chosen[rows[wide_rows]] = full_ids.gather(-1, picks[:, None]).squeeze(-1)
-        narrow = (~wide).nonzero().squeeze(-1)
-    else:
-        narrow = torch.arange(rows.shape[0])
-    if narrow.numel():
-        picks = _inverse_cdf(probs[narrow], p[narrow], uniforms(words[rows[narrow]], step))
-        chosen[rows[narrow]] = top_ids[narrow].gather(-1, picks[:, None]).squeeze(-1)
+        index = wide.nonzero().squeeze(-1)
+        full_probs, full_ids = (scaled[index] - log_total[index]).exp().sort(dim=-1, descending=True)
+        picks = _inverse_cdf(full_probs, p[index], uniforms(words[rows[index]], step))
+        chosen[rows[index]] = full_ids.gather(-1, picks[:, None]).squeeze(-1)
+    if bool(narrow.any()):
+        index = narrow.nonzero().squeeze(-1)
+        picks = _inverse_cdf(probs[index], p[index], uniforms(words[rows[index]], step))
+        chosen[rows[index]] = top_ids[index].gather(-1, picks[:, None]).squeeze(-1)
     return chosen
 
 
 def _inverse_cdf(sorted_probs: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The token whose cumulative-probability interval holds ``u`` (scaled to the kept mass)."""
     cumulative = sorted_probs.cumsum(dim=-1)
     kept = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p[:, None], 0.0)
     cumulative = kept.cumsum(dim=-1)
