@@ -8,15 +8,13 @@ is moved to ``rejected/`` with the reason written next to it.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.user_files import TaskFileError, read_rows
 
 SUFFIXES = (".jsonl", ".parquet")
 REJECTED = "rejected"
@@ -33,24 +31,14 @@ def inbox_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".parquet":
-        try:
-            return pl.read_parquet(path).to_dicts()
-        except Exception as error:  # polars raises several types for corrupt files
-            raise InboxError(f"{path}: not a readable Parquet file: {error}") from None
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InboxError(f"{path}: row {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise InboxError(f"{path}: row {number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, row) pairs, read by the same reader as user task files."""
+    try:
+        return read_rows(path)
+    except TaskFileError as error:
+        raise InboxError(str(error)) from None
+    except Exception as error:  # polars raises several types for a corrupt Parquet file
+        raise InboxError(f"{path}: not a readable file: {error}") from None
 
 
 def read_inbox_file(path: Path, task_kind: str, meta_for_prompt: Callable[[str], dict[str, Any]]) -> list[TaskInput]:
@@ -58,7 +46,7 @@ def read_inbox_file(path: Path, task_kind: str, meta_for_prompt: Callable[[str],
     if not rows:
         raise InboxError(f"{path}: no rows")
     inputs = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         where = f"{path}: row {number}"
         unknown = set(row) - ALLOWED
         if unknown:

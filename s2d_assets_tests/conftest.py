@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,19 @@ import yaml
 from s2d_assets.experiment import Experiment, parse_experiment
 from s2d_assets.state import StatePaths
 from s2d_assets_tests.tiny_model import build_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dagster_state_storage() -> Iterator[None]:
+    """Each test starts without a current defs-state storage.
+
+    Entering a DagsterInstance sets a context-wide storage that refers back to the instance; one
+    left behind by an earlier test (its instance gone) would break every later definitions load.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
 
 
 @pytest.fixture(scope="session")
