@@ -31,7 +31,7 @@ demo: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+test: setup browser setup-llama-server
 	$(BIN)/ruff check s2d_assets s2d_assets_tests benchmarks
 	$(BIN)/pytest -q --durations=10
 
@@ -45,8 +45,12 @@ ui: setup
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
 
-# Optional: llama.cpp's OpenAI-compatible server, for the slow test of the openai_compat engine
-# (s2d_assets_tests/test_engine_llama_server.py skips without it). pip builds it from source:
-# several minutes on 2 cores, so `make test` does not install it.
-setup-llama-server: setup
-	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]'
+# llama.cpp's OpenAI-compatible server, for the slow test of the openai_compat engine against a
+# real server. pip builds it from source: about 5 minutes on 2 idle cores, once (stamped).
+LLAMA_STAMP := $(VENV)/.llama-server-installed
+
+setup-llama-server: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	touch $(LLAMA_STAMP)
