@@ -21,7 +21,7 @@ from s2d_assets.base_models import BaseModel
 from s2d_assets.experiment import Experiment
 from s2d_assets.experiment_coconut import CoconutSpec, ProsQASpec
 from s2d_assets.fingerprint import content_hash, rows_hash
-from s2d_assets.stages import StageResult
+from s2d_assets.stage_result import StageResult, markdown_table
 from s2d_assets.state import StatePaths
 from s2d_assets.tasks import prontoqa, prosqa
 from s2d_assets.tasks.base import EVAL, TRAIN, input_id
@@ -308,13 +308,8 @@ class CoconutPipeline:
                 )
         frame = pl.DataFrame(rows, schema_overrides={"n": pl.Int32, "train_examples": pl.Int32})
         outputs_frame = pl.DataFrame(generations, schema_overrides={"cache_key": pl.String})
-        with self.warehouse.transaction() as con:
-            for table, data in (("evaluations", frame), ("generations", outputs_frame)):
-                con.execute(f"DELETE FROM {table} WHERE task = ? AND method = ?", [self.task, METHOD])
-                con.register("incoming", data)
-                columns = ", ".join(data.columns)
-                con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
-                con.unregister("incoming")
+        where = {"task": self.task, "method": METHOD}
+        self.warehouse.replace_tables([("evaluations", where, frame), ("generations", where, outputs_frame)])
         table = frame.select(
             "system",
             "n",
@@ -325,19 +320,13 @@ class CoconutPipeline:
         return StageResult(
             data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
             metadata={f"{row['system']}_accuracy": round(row["accuracy"], 4) for row in rows},
-            markdown={"evaluation": _table_markdown(table)},
+            markdown={"evaluation": markdown_table(table)},
         )
 
 
 def _example_markdown(record: dict[str, Any]) -> str:
     steps = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(record["steps"]))
     return f"**question** {record['question']}\n\n**steps**\n\n{steps}\n\n**answer** {record['answer']}"
-
-
-def _table_markdown(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    return "\n".join([header, rule, *("| " + " | ".join(str(v) for v in row) + " |" for row in frame.rows())])
 
 
 def _write_card(directory: Path, card: dict[str, Any]) -> None:

@@ -113,14 +113,19 @@ class Warehouse:
 
     def replace_rows(self, table: str, where: dict[str, object], frame: pl.DataFrame) -> None:
         """Replace the rows of one stage (``where``) by ``frame`` in a single transaction."""
-        clause = " AND ".join(f"{column} = ?" for column in where)
+        self.replace_tables([(table, where, frame)])
+
+    def replace_tables(self, replacements: Sequence[tuple[str, dict[str, object], pl.DataFrame]]) -> None:
+        """Several ``replace_rows`` in one transaction: all of them land, or none does."""
         with self.transaction() as con:
-            con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
-            if frame.height:
-                con.register("incoming", frame)
-                columns = ", ".join(frame.columns)
-                con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
-                con.unregister("incoming")
+            for table, where, frame in replacements:
+                clause = " AND ".join(f"{column} = ?" for column in where)
+                con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
+                if frame.height:
+                    con.register("incoming", frame)
+                    columns = ", ".join(frame.columns)
+                    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
+                    con.unregister("incoming")
 
     def count(self, table: str, where: dict[str, object] | None = None) -> int:
         where = where or {}
