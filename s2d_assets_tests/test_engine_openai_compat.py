@@ -2,100 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from s2d_assets.engine_spec import OpenAICompatEngineSpec
+from s2d_assets.config.engine import OpenAICompatEngineSpec
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.openai_compat import OpenAICompatEngine, ServerError
+from s2d_assets_tests.openai_fake_server import FakeServer, Reply, completion, fake_servers
+
+pytestmark = pytest.mark.timeout(60)
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=16)
-Reply = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, headers
-
-
-@dataclass
-class FakeServer:
-    """Answers each POST with ``script(call_number, body)``; records bodies and peak concurrency."""
-
-    script: Callable[[int, dict[str, Any]], Reply]
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    in_flight: int = 0
-    peak: int = 0
-    delay: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def handle(self, body: dict[str, Any]) -> Reply:
-        with self.lock:
-            call = len(self.bodies)
-            self.bodies.append(body)
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-        try:
-            time.sleep(self.delay)
-            return self.script(call, body)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-
-def completion(body: dict[str, Any], choices: int | None = None, prompt_tokens: int = 11) -> Reply:
-    """A well-formed response; the text names the seed and choice so tests can tell samples apart."""
-    count = body["n"] if choices is None else choices
-    texts = [f"answer seed={body['seed']} choice={i} " + "x" * i for i in range(count)]
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 5 * count, "total_tokens": prompt_tokens + 5 * count}
-    payload = {
-        "choices": [{"index": i, "message": {"role": "assistant", "content": t}} for i, t in enumerate(texts)],
-        "usage": usage,
-    }
-    return 200, payload, {}
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., FakeServer]]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(script: Callable[[int, dict[str, Any]], Reply], delay: float = 0.0) -> FakeServer:
-        fake = FakeServer(script, delay=delay)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/v1/chat/completions"
-                status, payload, headers = fake.handle(body)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and hung up
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        return fake
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with fake_servers() as start:
+        yield start
 
 
 def engine_for(fake: FakeServer, **overrides: Any) -> OpenAICompatEngine:

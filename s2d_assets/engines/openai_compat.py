@@ -1,38 +1,68 @@
 """An engine for any OpenAI-compatible chat-completions server (vLLM serve, llama.cpp, Ollama, ...).
 
+Built on the official ``openai`` client, which sends the requests; retries are driven here so
+that every wait and every count is the one the experiment configured:
+
 - At most ``concurrency`` HTTP requests are in flight.
-- 429, 5xx, timeouts and connection errors are retried with exponential backoff (honouring a
-  numeric ``Retry-After``); any other error stops the stage with the server's message.
-- Token counts come from each response's ``usage``.
+- Each attempt is bounded: ``connect_timeout_s`` to connect and ``timeout_seconds`` between
+  bytes of the response.
+- 429, 5xx, timeouts, connection errors and malformed responses are retried, at most
+  ``max_retries`` times, with exponential backoff from ``backoff_seconds``. No wait is longer
+  than ``max_retry_wait_s``: a numeric or date ``Retry-After`` within that limit is honoured, and
+  a longer one stops the stage at once with an error that says so, instead of sleeping for hours.
+  One request therefore takes at most ``(max_retries + 1)`` attempts and ``max_retries`` waits.
+- Any other HTTP error stops the stage with the server's message.
+- A response is used only when it is well formed: JSON, with one ``choices[].message.content``
+  string per sample. Empty ``choices``, a non-JSON body (an HTML error page with status 200) or a
+  ``null`` content is retried like a server error and is never returned, so it never reaches
+  the generation cache. Every error is one line naming the server URL and what was wrong.
+- Token counts come from each response's ``usage``; each completion records its
+  ``finish_reason`` (``"length"``: the answer was cut at ``max_new_tokens``; it is still a
+  well-formed completion and is cached like any other, and ``stats.truncated`` counts it).
 - The N samples of one prompt are asked for in one request with ``n`` when the server honours
   it; a server that ignores or refuses ``n`` gets one request per sample, each with its own seed
   (``use_n: auto`` detects this on the first multi-sample request and remembers it).
+- Only the configured key is sent: the ``Authorization`` header comes from ``api_key_env`` (or
+  is left out), never from ``OPENAI_API_KEY``; the ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``
+  headers the client would add from the environment are left out too.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
+import math
 import os
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import requests
+import openai
 
-from s2d_assets.engine_spec import OpenAICompatEngineSpec
 from s2d_assets.engines.base import Completion, GenerationRequest
 
+if TYPE_CHECKING:
+    from s2d_assets.config.engine import OpenAICompatEngineSpec
+
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+CONNECT_TIMEOUT_S = 10.0  # connecting to a server that is up takes milliseconds
+MAX_RETRY_WAIT_S = 30.0  # the longest single wait between two attempts, Retry-After included
 
 
 class ServerError(RuntimeError):
-    """The server refused a request, or kept failing after every retry."""
+    """The server refused a request, answered something unusable, or kept failing after every retry."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class MalformedResponse(ValueError):
+    """A 2xx response that is not a usable chat completion."""
 
 
 @dataclass
@@ -40,6 +70,8 @@ class ServerStats:
     http_requests: int = 0
     retries: int = 0
     n_requests: int = 0  # requests that asked for several samples at once
+    malformed: int = 0  # responses refused as malformed (each one retried or reported)
+    truncated: int = 0  # completions cut at max_new_tokens (finish_reason "length")
 
 
 @dataclass(frozen=True)
@@ -47,28 +79,65 @@ class _Choice:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt: what to report, and whether and when to try again."""
+
+    message: str
+    status: int | None
+    retryable: bool
+    retry_after: float | None = None
 
 
 class OpenAICompatEngine:
-    def __init__(self, spec: OpenAICompatEngineSpec, fingerprint: str) -> None:
+    def __init__(
+        self,
+        spec: OpenAICompatEngineSpec,
+        fingerprint: str,
+        *,
+        connect_timeout_s: float | None = None,
+        max_retry_wait_s: float | None = None,
+    ) -> None:
         self.spec = spec
         self._fingerprint = fingerprint
         self.url = spec.base_url.rstrip("/") + "/chat/completions"
-        self.headers = {"Content-Type": "application/json"}
+        # Explicit arguments win, then the experiment file (when its schema has the field), then the defaults.
+        self.max_retry_wait_s = _setting(max_retry_wait_s, spec, "max_retry_wait_seconds", MAX_RETRY_WAIT_S)
+        self.read_timeout_s = float(spec.timeout_seconds)
+        self.connect_timeout_s = min(
+            _setting(connect_timeout_s, spec, "connect_timeout_seconds", CONNECT_TIMEOUT_S), self.read_timeout_s
+        )
+        key = None
         if spec.api_key_env:
             key = os.environ.get(spec.api_key_env)
             if not key:
                 raise ServerError(f"engine.api_key_env: environment variable {spec.api_key_env} is not set")
-            self.headers["Authorization"] = f"Bearer {key}"
+        # Per-request headers override whatever the client took from the environment.
+        self._headers: dict[str, Any] = {
+            "Authorization": f"Bearer {key}" if key else openai.omit,
+            "OpenAI-Organization": openai.omit,
+            "OpenAI-Project": openai.omit,
+        }
+        self._client = openai.OpenAI(
+            api_key="unused",  # never sent: the Authorization header above replaces it
+            base_url=spec.base_url,
+            timeout=openai.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
+            max_retries=0,  # retried here, with this engine's bounds
+        )
         self.stats = ServerStats()
         self._server_honours_n: bool | None = {"always": True, "never": False}.get(spec.use_n)
         self._lock = threading.Lock()
         self._probe = threading.Lock()
-        self._local = threading.local()
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def close(self) -> None:
+        self._client.close()
 
     def generate(self, requests_: Sequence[GenerationRequest]) -> list[Completion]:
         if not requests_:
@@ -83,14 +152,22 @@ class OpenAICompatEngine:
             for index, choice in zip(indices, self._samples([requests_[i] for i in indices]), strict=True):
                 results[index] = choice
 
-        with ThreadPoolExecutor(max_workers=self.spec.concurrency) as pool:
-            for future in [pool.submit(run, indices) for indices in groups.values()]:
-                future.result()
+        pool = ThreadPoolExecutor(max_workers=self.spec.concurrency)
+        try:
+            futures = [pool.submit(run, indices) for indices in groups.values()]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done():
+                    future.result()  # the first failure stops the batch: nothing of it is returned
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         seconds = (time.perf_counter() - started) / len(requests_)
-        completions = []
+        completions: list[Completion] = []
         for choice in results:
             assert choice is not None  # every group either filled its rows or raised
-            completions.append(Completion(choice.text, choice.prompt_tokens, choice.completion_tokens, seconds))
+            completions.append(
+                Completion(choice.text, choice.prompt_tokens, choice.completion_tokens, seconds, choice.finish_reason)
+            )
         return completions
 
     # -- one prompt's samples ------------------------------------------------------------------
@@ -105,11 +182,7 @@ class OpenAICompatEngine:
             choices = self._ask_n(group)
             if choices is not None:
                 return choices
-        choices = []
-        for request in group:
-            got = self._post(self._body(request, n=1))
-            choices.append(got[0])
-        return choices
+        return [self._post(self._body(request, n=1))[0] for request in group]
 
     def _ask_n(self, group: list[GenerationRequest]) -> list[_Choice] | None:
         """All samples in one request; None when the server does not honour ``n`` (then per-sample requests)."""
@@ -145,59 +218,183 @@ class OpenAICompatEngine:
             "n": n,
         }
 
-    # -- HTTP with retries -----------------------------------------------------------------------
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
+    # -- HTTP with bounded retries ---------------------------------------------------------------
     def _post(self, body: dict[str, Any]) -> list[_Choice]:
         attempt = 0
         while True:
-            delay: float | None = None
-            try:
-                with self._lock:
-                    self.stats.http_requests += 1
-                response = self._session().post(
-                    self.url, json=body, headers=self.headers, timeout=self.spec.timeout_seconds
+            with self._lock:
+                self.stats.http_requests += 1
+            outcome = self._attempt(body)
+            if not isinstance(outcome, _Failure):
+                self._count_truncated(outcome)
+                return outcome
+            if not outcome.retryable:
+                raise ServerError(f"{self.url}: {outcome.message}", outcome.status)
+            if outcome.retry_after is not None and outcome.retry_after > self.max_retry_wait_s:
+                raise ServerError(
+                    f"{self.url}: {outcome.message}; the server asks to wait {outcome.retry_after:g} s "
+                    f"(Retry-After), more than the {self.max_retry_wait_s:g} s limit: not retried",
+                    outcome.status,
                 )
-            except (requests.Timeout, requests.ConnectionError) as error:
-                failure = f"{type(error).__name__}: {error}"
-                status = None
-            else:
-                if response.status_code == 200:
-                    return _parse_choices(response.json(), self.url)
-                failure = f"HTTP {response.status_code}: {response.text[:500]}"
-                status = response.status_code
-                if status not in RETRYABLE_STATUS:
-                    raise ServerError(f"{self.url}: {failure}", status)
-                delay = _retry_after(response.headers.get("Retry-After"))
             if attempt >= self.spec.max_retries:
-                raise ServerError(f"{self.url}: gave up after {attempt + 1} attempts; last: {failure}", status)
+                raise ServerError(
+                    f"{self.url}: gave up after {attempt + 1} attempt{'s' if attempt else ''}; last: {outcome.message}",
+                    outcome.status,
+                )
+            delay = outcome.retry_after
+            if delay is None:
+                delay = self.spec.backoff_seconds * 2 ** min(attempt, 60)
             with self._lock:
                 self.stats.retries += 1
-            time.sleep(delay if delay is not None else self.spec.backoff_seconds * (2**attempt))
+            time.sleep(min(delay, self.max_retry_wait_s))
             attempt += 1
 
+    def _attempt(self, body: dict[str, Any]) -> list[_Choice] | _Failure:
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(**body, extra_headers=self._headers)
+        except openai.APITimeoutError as error:
+            return _Failure(
+                f"no response in time ({_cause(error)}; timeouts: connect {self.connect_timeout_s:g} s, "
+                f"read {self.read_timeout_s:g} s)",
+                None,
+                retryable=True,
+            )
+        except openai.APIConnectionError as error:
+            return _Failure(f"cannot connect ({_cause(error)})", None, retryable=True)
+        except openai.APIStatusError as error:
+            status = error.status_code
+            return _Failure(
+                f"HTTP {status}: {_snippet(error.response.text) or '(empty body)'}",
+                status,
+                retryable=status in RETRYABLE_STATUS,
+                retry_after=_retry_after(error.response.headers),
+            )
+        response = raw.http_response
+        try:
+            return _parse_choices(response.content, response.headers.get("content-type"))
+        except MalformedResponse as error:
+            with self._lock:
+                self.stats.malformed += 1
+            return _Failure(f"malformed response (HTTP {response.status_code}): {error}", response.status_code, True)
 
-def _retry_after(value: str | None) -> float | None:
+    def _count_truncated(self, choices: list[_Choice]) -> None:
+        truncated = sum(1 for choice in choices if choice.finish_reason == "length")
+        if truncated:
+            with self._lock:
+                self.stats.truncated += truncated
+
+
+def _setting(explicit: float | None, spec: object, field: str, default: float) -> float:
+    value = explicit if explicit is not None else getattr(spec, field, None)
+    value = default if value is None else float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"engine.{field}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
+def _cause(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    text = _snippet(str(cause), 160)
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def _snippet(text: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters, for error messages."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait (``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        seconds = _seconds(millis)
+        if seconds is not None:
+            return max(0.0, seconds / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _seconds(value)
+    if seconds is None:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds)
+
+
+def _seconds(value: str) -> float | None:
+    """A number of seconds (huge values overflow to infinity); None for NaN and anything not a number."""
     try:
-        return max(0.0, float(value)) if value is not None else None
+        number = float(value)
     except ValueError:
         return None
+    return None if math.isnan(number) else number
 
 
-def _parse_choices(payload: dict[str, Any], url: str) -> list[_Choice]:
+def _parse_choices(content: bytes, content_type: str | None) -> list[_Choice]:
+    """The choices of a chat completion, or MalformedResponse saying what is wrong with it."""
     try:
-        choices = sorted(payload["choices"], key=lambda c: int(c.get("index", 0)))
-        texts = [str(c["message"].get("content") or "") for c in choices]
-    except (KeyError, TypeError, AttributeError) as error:
-        raise ServerError(f"{url}: response without choices[].message.content ({error!r})") from None
-    usage = payload.get("usage") or {}
-    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    completion_tokens = _split(int(usage.get("completion_tokens") or 0), texts)
-    return [_Choice(t.strip(), prompt_tokens, c) for t, c in zip(texts, completion_tokens, strict=True)]
+        payload = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedResponse(
+            f"body is not JSON (content-type {content_type or 'missing'}): "
+            f"{_snippet(content.decode(errors='replace'), 120)!r}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise MalformedResponse(f"expected a JSON object, got {type(payload).__name__}")
+    if payload.get("error"):
+        raise MalformedResponse(f"error in body: {_snippet(json.dumps(payload['error']), 200)}")
+    raw_choices = payload.get("choices")
+    if not isinstance(raw_choices, list) or not raw_choices:
+        raise MalformedResponse("no choices" if raw_choices in (None, []) else "choices is not a list")
+    parsed: dict[int, tuple[str, str | None]] = {}
+    for position, choice in enumerate(raw_choices):
+        if not isinstance(choice, dict):
+            raise MalformedResponse(f"choice {position} is not an object")
+        index = choice.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool) or index in parsed:
+            raise MalformedResponse(f"choice {position} has a bad or repeated index {index!r}")
+        finish_reason = choice.get("finish_reason")
+        finish_reason = finish_reason if isinstance(finish_reason, str) else None
+        message = choice.get("message")
+        text = _text(message.get("content")) if isinstance(message, dict) else None
+        if text is None:
+            what = "no message" if not isinstance(message, dict) else "null content"
+            if isinstance(message, dict) and message.get("content") is not None:
+                what = f"content of type {type(message['content']).__name__}"
+            raise MalformedResponse(f"choice {index} has {what} (finish_reason {finish_reason!r})")
+        parsed[index] = (text.strip(), finish_reason)
+    texts = [parsed[i][0] for i in sorted(parsed)]
+    reasons = [parsed[i][1] for i in sorted(parsed)]
+    usage = payload.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    prompt_tokens = _count(usage.get("prompt_tokens"))
+    completion_tokens = _split(_count(usage.get("completion_tokens")), texts)
+    return [
+        _Choice(text, prompt_tokens, tokens, reason)
+        for text, tokens, reason in zip(texts, completion_tokens, reasons, strict=True)
+    ]
+
+
+def _text(content: object) -> str | None:
+    """A message's text: a string, or a list of text parts; None when there is none."""
+    if isinstance(content, str):
+        return content
+    if (
+        isinstance(content, list)
+        and content
+        and all(isinstance(part, dict) and isinstance(part.get("text"), str) for part in content)
+    ):
+        return "".join(part["text"] for part in content)
+    return None
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _split(total: int, texts: list[str]) -> list[int]:
