@@ -54,3 +54,18 @@ setup-llama-server: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]==0.3.36'
 	touch $(LLAMA_STAMP)
+
+# The pinned vLLM wheel (about 316 MB), downloaded once without its dependencies and never installed:
+# the slow test s2d_assets_tests/test_vllm_signature.py reads its sources (S2D_VLLM_WHEEL overrides
+# where it looks; S2D_SKIP_VLLM_WHEEL=1 skips it).
+VLLM_VERSION    := 0.29.0
+VLLM_WHEEL_DIR  := $(VENV)/wheels
+VLLM_WHEEL_STAMP := $(VLLM_WHEEL_DIR)/.vllm-$(VLLM_VERSION)-downloaded
+
+.PHONY: vllm-wheel
+vllm-wheel: $(VLLM_WHEEL_STAMP)
+
+$(VLLM_WHEEL_STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: vllm==$(VLLM_VERSION) -d $(VLLM_WHEEL_DIR)
+	touch $(VLLM_WHEEL_STAMP)
