@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from s2d_assets.base_models import provision_embedded
+from s2d_assets.config.experiment import CoinFlipSpec, LastLetterSpec
+from s2d_assets.core.base_models import provision_embedded
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.engines.hf import TransformersEngine, load_model, resolve_dtype
-from s2d_assets.experiment import CoinFlipSpec, LastLetterSpec
 from s2d_assets.methods import method_definition
 from s2d_assets.tasks import build_task
 

@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2d_assets.base_models import provision_embedded
-from s2d_assets.experiment import DEFAULT_EXPERIMENT, load_experiment
-from s2d_assets.stages import Pipeline
-from s2d_assets.state import StatePaths
+from s2d_assets import distill
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, load_experiment
+from s2d_assets.core.base_models import provision_embedded
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.distill import StageContext
 
 
 def main() -> None:
@@ -35,12 +36,12 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="s2d-stage-memory-"))
     try:
         paths = StatePaths(state)
-        pipeline = Pipeline(experiment, paths)
+        pipeline = StageContext(experiment, paths)
         base = provision_embedded(args.models_dir) if experiment.model.source == "embedded" else pipeline.base_model()
-        pipeline.write_inputs(args.task)
-        pipeline.write_perturbed_inputs(args.task)
+        distill.write_inputs(pipeline, args.task)
+        distill.write_perturbed_inputs(pipeline, args.task)
         started = time.perf_counter()
-        result = pipeline.generate_system2(args.task, args.method, base)
+        result = distill.generate_system2(pipeline, args.task, args.method, base)
         seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(state, ignore_errors=True)

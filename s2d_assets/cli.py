@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from s2d_assets.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT
-from s2d_assets.sql_query import add_sql_command
-from s2d_assets.state import ensure_dagster_home, state_paths
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT, experiment_path
+from s2d_assets.core.paths import ensure_dagster_home, state_paths
+from s2d_assets.sql.query import add_sql_command
 
 
 def _experiment_arg(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def _experiment_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _use_experiment(path: Path | None) -> Path:
-    resolved = (path or Path(os.environ.get("S2D_EXPERIMENT") or DEFAULT_EXPERIMENT)).resolve()
+    resolved = experiment_path(path)
     os.environ["S2D_EXPERIMENT"] = str(resolved)  # the UI and run workers load the same file
     return resolved
 
@@ -32,7 +32,7 @@ def _use_experiment(path: Path | None) -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from s2d_assets.definitions import MATERIALIZE_ALL, load_definitions
+    from s2d_assets.defs.definitions import MATERIALIZE_ALL, load_definitions
 
     experiment = _use_experiment(args.experiment)
     paths = state_paths()
@@ -64,9 +64,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     """Materialise the stale closure: stale or missing assets and everything downstream, in one run."""
     from dagster import DagsterInstance
 
-    from s2d_assets.automation import REFRESH
-    from s2d_assets.definitions import load_definitions
-    from s2d_assets.refresh import stale_closure, stale_reasons
+    from s2d_assets.defs.automation import REFRESH
+    from s2d_assets.defs.definitions import load_definitions
+    from s2d_assets.defs.refresh import stale_closure, stale_reasons
 
     experiment = _use_experiment(args.experiment)
     paths = state_paths()
@@ -95,7 +95,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def print_results(warehouse_path: Path) -> None:
-    from s2d_assets.warehouse import Warehouse
+    from s2d_assets.core.warehouse import Warehouse
 
     with Warehouse(warehouse_path).connect(read_only=True) as con:
         table = con.sql(

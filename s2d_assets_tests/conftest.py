@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from s2d_assets.experiment import Experiment, parse_experiment
-from s2d_assets.state import StatePaths
+from s2d_assets.config.experiment import Experiment, parse_experiment
+from s2d_assets.core.paths import StatePaths
 from s2d_assets_tests.tiny_model import build_tiny_model
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from s2d_assets.automation import REFRESH
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.refresh import stale_closure, stale_or_missing, stale_reasons
-from s2d_assets.state import StatePaths
-from s2d_assets.warehouse import Warehouse
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.automation import REFRESH
+from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.defs.refresh import stale_closure, stale_or_missing, stale_reasons
 from s2d_assets_tests.conftest import write_experiment
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from s2d_assets.experiment import PROJECT_ROOT
-from s2d_assets.state import DAGSTER_YAML
+from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.paths import DAGSTER_YAML
 from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 pytestmark = pytest.mark.slow
 
-LOCATION = "s2d_assets.definitions"  # the code location named in workspace.yaml
+LOCATION = "s2d_assets.defs.definitions"  # the code location named in workspace.yaml
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",

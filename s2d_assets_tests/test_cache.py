@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.engines import CachedEngine, GenerationCache, GenerationRequest, SamplingParams
-from s2d_assets.warehouse import Warehouse
 from s2d_assets_tests.fakes import ScriptedEngine
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=16)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.training.checkpoints import CURRENT, MANIFEST, publish_checkpoint, read_manifest
+from s2d_assets.core.checkpoints import CURRENT, MANIFEST, publish_checkpoint, read_manifest
 
 
 def fake_train(text: str):  # type: ignore[no-untyped-def]

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import DEFAULT_EXPERIMENT, ExperimentError, load_experiment, parse_experiment
-from s2d_assets.state import StatePaths
-from s2d_assets.warehouse import Warehouse
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, ExperimentError, load_experiment, parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.definitions import build_definitions
 from s2d_assets_tests.conftest import write_experiment
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from s2d_assets.curation import KEPT, LOW_AGREEMENT, NO_ANSWER, TIE, majority_vote
+from s2d_assets.distill.curate import KEPT, LOW_AGREEMENT, NO_ANSWER, TIE
+from s2d_assets_tests.curation_sql import majority_vote
 
 
 def test_clear_majority_is_kept() -> None:

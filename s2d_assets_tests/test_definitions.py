@@ -6,9 +6,9 @@ from pathlib import Path
 
 from dagster import AssetKey
 
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import DEFAULT_EXPERIMENT, load_experiment, parse_experiment
-from s2d_assets.state import StatePaths
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, load_experiment, parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.definitions import build_definitions
 from s2d_assets_tests.conftest import tiny_experiment_data
 
 

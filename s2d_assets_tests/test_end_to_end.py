@@ -6,10 +6,10 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, materialize
 
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.state import StatePaths
-from s2d_assets.warehouse import Warehouse
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.definitions import build_definitions
 from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from s2d_assets.definitions import build_definitions
-from s2d_assets.engine_spec import OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
+from s2d_assets.config.engine import OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
+from s2d_assets.config.experiment import ExperimentError, parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.definitions import build_definitions
 from s2d_assets.engines import build_engine
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.vllm_engine import (
@@ -19,8 +21,6 @@ from s2d_assets.engines.vllm_engine import (
     plan_chat,
     require_vllm_and_gpu,
 )
-from s2d_assets.experiment import ExperimentError, parse_experiment
-from s2d_assets.state import StatePaths
 from s2d_assets_tests.conftest import tiny_experiment_data
 
 OPENAI = {"kind": "openai_compat", "base_url": "http://127.0.0.1:8080/v1", "model": "smollm2"}
@@ -147,8 +147,8 @@ def test_vllm_refuses_clearly_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_paper_scale_experiment_validates_without_loading_its_model(tmp_path: Path) -> None:
-    from s2d_assets.experiment import PROJECT_ROOT, load_experiment
-    from s2d_assets.stages import Pipeline
+    from s2d_assets.config.experiment import PROJECT_ROOT, load_experiment
+    from s2d_assets.distill import StageContext
 
     path = PROJECT_ROOT / "experiments" / "paper_scale.yaml"
     experiment = load_experiment(path)
@@ -156,7 +156,7 @@ def test_paper_scale_experiment_validates_without_loading_its_model(tmp_path: Pa
     assert experiment.model.hf_id == "meta-llama/Llama-2-70b-chat-hf"
     assert set(experiment.tasks) == {"last_letter", "coin_flip"}
     assert set(experiment.methods) == {"rar_1step", "rar_2step"}
-    base = Pipeline(experiment, StatePaths(tmp_path)).base_model()  # an id, not a download
+    base = StageContext(experiment, StatePaths(tmp_path)).base_model()  # an id, not a download
     assert (base.name, str(base.path)) == ("meta-llama/Llama-2-70b-chat-hf", "meta-llama/Llama-2-70b-chat-hf")
     graph = build_definitions(experiment, path, StatePaths(tmp_path)).resolve_asset_graph()
     assert any(k.path[-1] == "s2_generations" for k in graph.get_all_asset_keys())

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.experiment import DEFAULT_EXPERIMENT, ExperimentError, load_experiment
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, ExperimentError, load_experiment
 from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 

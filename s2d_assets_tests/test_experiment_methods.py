@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from s2d_assets.experiment import ExperimentError, parse_experiment
+from s2d_assets.config.experiment import ExperimentError, parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.distill import StageContext, plan
 from s2d_assets.methods import METHODS
-from s2d_assets.stages import Pipeline
-from s2d_assets.state import StatePaths
 
 TASK = {"kind": "sycophancy", "train_size": 2, "eval_size": 1}
 
@@ -31,7 +31,7 @@ def test_few_shot_needs_and_reads_its_exemplar_file(tmp_path: Path) -> None:
     path = tmp_path / "ex.jsonl"
     path.write_text('{"question": "1+1?", "reasoning": "1+1=2.", "answer": "2"}\n')
     experiment = _experiment({"few": {"kind": "cot_few_shot", "exemplars": str(path)}})
-    method = Pipeline(experiment, StatePaths(tmp_path / "s")).method("few")
+    method = StageContext(experiment, StatePaths(tmp_path / "s")).method("few")
     assert method.steps[0].render("Q?", {}) == "Q: 1+1?\nA: 1+1=2. The answer is 2.\n\nQ: Q?\nA:"
 
 
@@ -54,6 +54,6 @@ def test_perturbation_filters_need_a_task_with_perturbations() -> None:
 def test_the_papers_ablations_are_expressible(tmp_path: Path) -> None:
     # System 1's own self-consistent answers: the direct prompt sampled N times, majority-voted.
     experiment = _experiment({"s1_sc": {"kind": "system1"}, "s2a_raw": {"kind": "s2a", "curation": {"filter": "none"}}})
-    pipeline = Pipeline(experiment, StatePaths(tmp_path / "s"))
+    pipeline = StageContext(experiment, StatePaths(tmp_path / "s"))
     assert pipeline.method("s1_sc").steps[0].template.endswith("Answer with only the final answer, and nothing else.")
-    assert pipeline.pool_version("s2a_raw") != pipeline.pool_version("s1_sc")
+    assert plan.pool_version(experiment, "s2a_raw") != plan.pool_version(experiment, "s1_sc")

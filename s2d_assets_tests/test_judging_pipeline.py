@@ -8,18 +8,21 @@ from typing import Any
 
 from dagster import AssetKey
 
-from s2d_assets.definitions import build_definitions
+from s2d_assets import distill
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.distill import StageContext
 from s2d_assets.engines.base import GenerationRequest
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.stages import Pipeline
-from s2d_assets.state import StatePaths
 from s2d_assets_tests.fakes import ScriptedEngine
 
 
-def _pipeline(tmp_path: Path, model_dir: Path, data: dict[str, Any], respond) -> Pipeline:  # type: ignore[no-untyped-def]
+def _pipeline(tmp_path: Path, model_dir: Path, data: dict[str, Any], respond) -> StageContext:  # type: ignore[no-untyped-def]
     base = {"name": "judge", "n_samples": 2, "model": {"source": "path", "path": str(model_dir)}}
     experiment = parse_experiment({**base, **data})
-    return Pipeline(experiment, StatePaths(tmp_path / "state"), engine_factory=lambda d, f, a: ScriptedEngine(respond))
+    return StageContext(
+        experiment, StatePaths(tmp_path / "state"), engine_factory=lambda d, f, a: ScriptedEngine(respond)
+    )
 
 
 def test_mt_bench_pairs_then_bsm_generations(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -37,9 +40,9 @@ def test_mt_bench_pairs_then_bsm_generations(tiny_model_dir: Path, tmp_path: Pat
         "methods": {"bsm": {"kind": "bsm"}},
     }
     pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
-    pipeline.write_inputs("judging")
-    pipeline.write_perturbed_inputs("judging")
-    result = pipeline.generate_system2("judging", "bsm", pipeline.base_model())
+    distill.write_inputs(pipeline, "judging")
+    distill.write_perturbed_inputs(pipeline, "judging")
+    result = distill.generate_system2(pipeline, "judging", "bsm", pipeline.base_model())
     assert result.metadata["parse_rate"] == 1.0
     rows = pipeline.warehouse.query("SELECT answer, steps FROM generations WHERE system = 'system2'").to_dicts()
     assert {r["answer"] for r in rows} == {"A"}
@@ -74,10 +77,10 @@ def test_usc_curation_keeps_the_selected_free_form_sample(tiny_model_dir: Path, 
         "methods": {"cot": {"kind": "cot_zero_shot", "curation": {"filter": "usc"}}},
     }
     pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
-    pipeline.write_inputs("qa")
-    pipeline.write_perturbed_inputs("qa")
-    pipeline.generate_system2("qa", "cot", pipeline.base_model())
-    result = pipeline.curate("qa", "cot")
+    distill.write_inputs(pipeline, "qa")
+    distill.write_perturbed_inputs(pipeline, "qa")
+    distill.generate_system2(pipeline, "qa", "cot", pipeline.base_model())
+    result = distill.curate(pipeline, "qa", "cot")
     assert result.metadata["inputs"] == 2
     pool = pipeline.warehouse.query(
         "SELECT i.prompt, c.answer, c.kept, c.reason FROM curated_pool c JOIN inputs i USING (task, input_id)"
@@ -126,14 +129,14 @@ def test_evaluation_reports_position_inconsistency_and_label_agreement(tiny_mode
     }
     pipeline = _pipeline(tmp_path, tiny_model_dir, data, respond)
     base = pipeline.base_model()
-    pipeline.write_inputs("judging")
-    pipeline.write_perturbed_inputs("judging")
-    pipeline.generate_system2("judging", "bsm", base)
-    pipeline.curate("judging", "bsm")
-    pipeline.build_distillation_set("judging", "bsm")
-    trained = pipeline.train_checkpoint("judging", "bsm", base, {})
-    pipeline.generate_system1_baseline("judging", base)
-    result = pipeline.evaluate("judging", "bsm", base, Path(trained.metadata["path"]))
+    distill.write_inputs(pipeline, "judging")
+    distill.write_perturbed_inputs(pipeline, "judging")
+    distill.generate_system2(pipeline, "judging", "bsm", base)
+    distill.curate(pipeline, "judging", "bsm")
+    distill.build_distillation_set(pipeline, "judging", "bsm")
+    trained = distill.train_checkpoint(pipeline, "judging", "bsm", base, {})
+    distill.generate_system1_baseline(pipeline, "judging", base)
+    result = distill.evaluate(pipeline, "judging", "bsm", base, Path(trained.metadata["path"]))
     assert result.metadata["system1_position_inconsistency"] == 1.0
     assert result.metadata["system2_position_inconsistency"] == 0.0
     assert result.metadata["system2_label_agreement"] == 1.0

@@ -104,7 +104,7 @@ def inbox_sensor_tick(project: Project, cursor: str | None = None):  # type: ign
 def test_new_inbox_file_refreshes_that_task_and_costs_calls_only_for_new_inputs(project: Project) -> None:
     import json
 
-    from s2d_assets.inbox import REJECTED
+    from s2d_assets.tasks.inbox import REJECTED
 
     new_prompts = [
         "A coin is heads up. Zelda flips the coin. Quentin flips the coin. Is the coin still heads up?",
@@ -162,10 +162,10 @@ CONCURRENT_RUN = """
 import sys
 from pathlib import Path
 from dagster import AssetKey, DagsterInstance
-from s2d_assets.automation import REFRESH
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import load_experiment
-from s2d_assets.state import StatePaths
+from s2d_assets.defs.automation import REFRESH
+from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.config.experiment import load_experiment
+from s2d_assets.core.paths import StatePaths
 root, task = Path(sys.argv[1]), sys.argv[2]
 path = root / "experiment.yaml"
 defs = build_definitions(load_experiment(path), path, StatePaths(root / "state"))
@@ -182,7 +182,7 @@ def test_concurrent_materialisations_both_succeed(project: Project) -> None:
     import subprocess
     import sys
 
-    from s2d_assets.state import DAGSTER_YAML
+    from s2d_assets.core.paths import DAGSTER_YAML
 
     project.defs()  # writes the experiment file
     (project.root / "dagster_home" / "dagster.yaml").write_text(DAGSTER_YAML)

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-from s2d_assets.curation import KEPT, NO_ANSWER, USC_NO_SELECTION, usc_decision
+from s2d_assets.distill.curate import (
+    KEPT,
+    NO_ANSWER,
+    USC_NO_SELECTION,
+    parse_selection,
+    select_most_consistent,
+    usc_decision,
+    usc_prompt,
+)
 from s2d_assets.engines.base import GenerationRequest
-from s2d_assets.methods.usc import parse_selection, select_most_consistent, usc_prompt
 from s2d_assets_tests.fakes import ScriptedEngine
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from s2d_assets.base_models import BaseModel
-from s2d_assets.curation import PERTURBATION_DISAGREEMENT
+from s2d_assets import distill
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.base_models import BaseModel
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.distill import StageContext
+from s2d_assets.distill.curate import PERTURBATION_DISAGREEMENT
 from s2d_assets.engines.base import GenerationRequest
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.stages import Pipeline
-from s2d_assets.state import StatePaths
 from s2d_assets_tests.fakes import ScriptedEngine
 
 EXPERIMENT = {
@@ -31,9 +32,11 @@ EXPERIMENT = {
 }
 
 
-def _pipeline(tmp_path: Path, respond) -> Pipeline:  # type: ignore[no-untyped-def]
+def _pipeline(tmp_path: Path, respond) -> StageContext:  # type: ignore[no-untyped-def]
     experiment = parse_experiment(EXPERIMENT)
-    return Pipeline(experiment, StatePaths(tmp_path / "state"), engine_factory=lambda d, f, a: ScriptedEngine(respond))
+    return StageContext(
+        experiment, StatePaths(tmp_path / "state"), engine_factory=lambda d, f, a: ScriptedEngine(respond)
+    )
 
 
 def _regenerate_then(answer):  # type: ignore[no-untyped-def]
@@ -50,20 +53,20 @@ def _regenerate_then(answer):  # type: ignore[no-untyped-def]
     return respond
 
 
-def _run(pipeline: Pipeline) -> list[dict]:  # type: ignore[type-arg]
-    pipeline.write_inputs("sycophancy")
-    written = pipeline.write_perturbed_inputs("sycophancy")
+def _run(pipeline: StageContext) -> list[dict]:  # type: ignore[type-arg]
+    distill.write_inputs(pipeline, "sycophancy")
+    written = distill.write_perturbed_inputs(pipeline, "sycophancy")
     assert written.metadata == {"rows": 6, "variants_per_input": 2.0}
     base = BaseModel("fake", Path("unused"), "fp")
-    pipeline.generate_system2("sycophancy", "s2a", base)
-    pipeline.curate("sycophancy", "s2a")
+    distill.generate_system2(pipeline, "sycophancy", "s2a", base)
+    distill.curate(pipeline, "sycophancy", "s2a")
     return pipeline.warehouse.query("SELECT * FROM curated_pool ORDER BY input_id").to_dicts()
 
 
 def test_variants_carry_the_swap_map(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path, _regenerate_then(lambda c: "(A)"))
-    pipeline.write_inputs("sycophancy")
-    pipeline.write_perturbed_inputs("sycophancy")
+    distill.write_inputs(pipeline, "sycophancy")
+    distill.write_perturbed_inputs(pipeline, "sycophancy")
     rows = pipeline.warehouse.query("SELECT * FROM perturbed_inputs ORDER BY input_id, variant_id").to_dicts()
     assert [r["variant_id"] for r in rows] == [0, 1] * 3
     assert json.loads(rows[0]["answer_map"]) == {} and json.loads(rows[1]["answer_map"]) == {"(A)": "(B)", "(B)": "(A)"}

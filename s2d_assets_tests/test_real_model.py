@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from s2d_assets.base_models import fingerprint_dir, provision_embedded
+from s2d_assets.config.experiment import CoinFlipSpec
+from s2d_assets.core.base_models import fingerprint_dir, provision_embedded
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.hf import TransformersEngine
-from s2d_assets.experiment import CoinFlipSpec
 from s2d_assets.methods import SYSTEM1
 from s2d_assets.tasks import build_task
 

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s2d_assets.assets.sql_models import SQL_FOLDER
-from s2d_assets.assets.tables import WAREHOUSE_TABLES
-from s2d_assets.experiment import PROJECT_ROOT
-from s2d_assets.sql_models import load_models
+from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.defs.sql_models import SQL_FOLDER
+from s2d_assets.defs.tables import WAREHOUSE_TABLES
+from s2d_assets.sql.models import load_models
 
 
 def test_dagster_asset_list_shows_every_sql_model(tmp_path: Path) -> None:

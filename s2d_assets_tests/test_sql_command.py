@@ -11,13 +11,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from s2d_assets.assets.sql_models import SQL_FOLDER
-from s2d_assets.assets.tables import WAREHOUSE_TABLES
 from s2d_assets.cli import main
-from s2d_assets.experiment import PROJECT_ROOT
-from s2d_assets.sql_models import build_model, load_models
-from s2d_assets.sql_query import QueryError, WriteRefused, check_read_only, run_query
-from s2d_assets.warehouse import Warehouse
+from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.sql_models import SQL_FOLDER
+from s2d_assets.defs.tables import WAREHOUSE_TABLES
+from s2d_assets.sql.models import build_model, load_models
+from s2d_assets.sql.query import QueryError, WriteRefused, check_read_only, run_query
 from s2d_assets_tests.test_sql_shipped_models import fixture_warehouse
 
 POOL_QUERY = "SELECT method, count(*) AS inputs, sum(kept::INT) AS kept FROM curated_pool GROUP BY method ORDER BY 1"
@@ -121,7 +121,7 @@ def test_writes_are_refused_and_nothing_changes(warehouse: Path, capsys: pytest.
 
 def test_the_connection_is_read_only_too(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Even a write that got past the classifier meets DuckDB's read-only connection.
-    monkeypatch.setattr("s2d_assets.sql_query.check_read_only", lambda query: None)
+    monkeypatch.setattr("s2d_assets.sql.query.check_read_only", lambda query: None)
     with pytest.raises(duckdb.Error, match="read-only"):
         run_query(warehouse, "DELETE FROM curated_pool")
     assert Warehouse(warehouse).count("curated_pool") == 6

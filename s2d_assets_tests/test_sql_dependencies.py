@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.sql_models import SqlModelError, TableRef, parse_model, table_references
+from s2d_assets.sql.models import SqlModelError, TableRef, parse_model, table_references
 
 
 def refs(sql: str) -> set[str]:

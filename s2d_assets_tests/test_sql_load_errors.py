@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dagster import Definitions
 
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.sql_models import SqlModelError, discover_models, load_models
-from s2d_assets.state import StatePaths
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.sql.models import SqlModelError, discover_models, load_models
 from s2d_assets_tests.conftest import tiny_experiment_data
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from s2d_assets.assets.sql_models import SQL_FOLDER
-from s2d_assets.assets.tables import STAGE_TABLES, WAREHOUSE_TABLES
-from s2d_assets.curation import majority_vote
-from s2d_assets.sql_models import build_model, load_models
-from s2d_assets.warehouse import Warehouse
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.sql_models import SQL_FOLDER
+from s2d_assets.defs.tables import STAGE_TABLES, WAREHOUSE_TABLES
+from s2d_assets.sql.models import build_model, load_models
+from s2d_assets_tests.curation_sql import majority_vote
 
 SHIPPED = {"pool_summary", "agreement_histogram", "method_comparison", "token_cost", "disagreements"}
 

@@ -15,10 +15,10 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.definitions.events import DATA_VERSION_TAG
 from dagster._time import get_current_datetime
 
-from s2d_assets.assets.sql_models import SQL_GROUP
-from s2d_assets.definitions import build_definitions
-from s2d_assets.experiment import parse_experiment
-from s2d_assets.state import StatePaths
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.defs.sql_models import SQL_GROUP
 from s2d_assets_tests.conftest import tiny_experiment_data
 from s2d_assets_tests.test_sql_shipped_models import fixture_warehouse
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s2d_assets.engine_spec import EngineSpec, OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
+from s2d_assets.config.engine import EngineSpec, OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
 from s2d_assets.engines.base import Completion, Engine, GenerationRequest, SamplingParams
 from s2d_assets.engines.cache import CachedEngine, CacheStats, GenerationCache
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from s2d_assets.fingerprint import canonical_json, content_hash
+from s2d_assets.core.fingerprint import canonical_json, content_hash
 
 Message = tuple[str, str]  # (role, content)
 
@@ -59,6 +59,9 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float = 0.0  # share of the batch's wall time; kept in the cache so reports survive hits
+    # Why generation stopped, where the engine says ("stop", or "length" when cut at the token budget);
+    # None when unknown (engines that do not report it, and cache hits).
+    finish_reason: str | None = None
 
 
 @runtime_checkable

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import polars as pl
 from tqdm.auto import tqdm
 
+from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.engines.base import Completion, Engine, GenerationRequest
-from s2d_assets.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -1,22 +1,44 @@
 """vLLM's offline engine on GPUs, as a thin typed mapping from the project's requests.
 
-Everything vLLM receives is first built as plain dataclasses here (``engine_args``,
-``plan_chat``, ``lora_args``), so the mapping is tested without vLLM or a GPU; ``VLLMEngine``
-only turns them into ``LLM``, ``SamplingParams`` and ``LoRARequest`` objects. The samples of one
-prompt go out as one request with ``n`` (automatic prefix caching shares prompts across
-requests). Untested on a GPU in this repository: no GPU machine runs its tests.
+Everything vLLM receives is first built as plain dataclasses here (``engine_args``, ``plan_chat``,
+``lora_args``), so the mapping is tested without vLLM or a GPU; ``VLLMEngine`` only turns them into
+``LLM``, ``SamplingParams`` and ``LoRARequest`` objects. The keywords are checked against the pinned
+vLLM wheel's source (``test_vllm_signature.py``) and the engine runs against a stand-in ``vllm``
+package that behaves like the real one (``test_vllm_contract.py``); no GPU machine runs its tests.
+
+- **One request per sample, with the sample's own seed.** A sampled completion is a function of
+  its request alone (prompt, sampling parameters, seed), as with the transformers engine, so a
+  cached text can be regenerated from its key whatever else shared its batch. vLLM batches the
+  requests itself and automatic prefix caching shares the prompt's prefill across them.
+- **Identical greedy samples are generated once.** vLLM refuses ``n > 1`` with temperature 0, and
+  greedy decoding has one answer: greedy requests that differ only in sample index and seed go
+  out as one ``n = 1`` request and its completion is given to each of them.
+- **One ``LLM`` per process** (``vllm_registry.SHARED``): base-model and adapter requests share it.
+- **Truncation is recorded**: ``Completion.finish_reason`` and ``VLLMEngine.stats.truncated``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.engine_spec import VLLMEngineSpec
+from s2d_assets.config.engine import VLLM_LORA_RANKS, VLLM_MAX_TEMPERATURE, VLLMEngineSpec
 from s2d_assets.engines.base import Completion, GenerationRequest
+from s2d_assets.engines.vllm_registry import SHARED
+
+log = logging.getLogger(__name__)
+
+# The vLLM the mapping is checked against (the ``gpu`` extra pins it; ray[llm] 2.60.0 requires it).
+TESTED_VLLM_VERSION = "0.29.0"
+# finish_reason values that are not a completion: never cached.
+FAILED_FINISH_REASONS = frozenset({"abort", "error"})
 
 
 class EngineUnavailable(RuntimeError):
@@ -25,7 +47,7 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class EngineArgs:
-    """Keyword arguments of ``vllm.LLM``."""
+    """Keyword arguments of ``vllm.LLM``; also the identity of the process's shared ``LLM``."""
 
     model: str
     dtype: str
@@ -44,13 +66,13 @@ class EngineArgs:
 
 @dataclass(frozen=True)
 class SamplingArgs:
-    """Keyword arguments of ``vllm.SamplingParams``."""
+    """Keyword arguments of ``vllm.SamplingParams``: always one completion per request."""
 
-    n: int
-    seed: int
+    seed: int | None  # None for greedy requests, which do not draw
     temperature: float
     top_p: float
     max_tokens: int
+    n: int = 1
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +80,7 @@ class SamplingArgs:
 
 @dataclass(frozen=True)
 class LoRAArgs:
-    """Positional arguments of ``vllm.lora.request.LoRARequest``."""
+    """Keyword arguments of ``vllm.lora.request.LoRARequest``."""
 
     lora_name: str
     lora_int_id: int
@@ -67,21 +89,32 @@ class LoRAArgs:
 
 @dataclass(frozen=True)
 class ChatPlan:
-    """One ``LLM.chat`` call: conversations, their sampling, and where each choice goes."""
+    """One ``LLM.chat`` call: conversations, their sampling, and the requests each one answers."""
 
     conversations: list[list[dict[str, str]]]
     sampling: list[SamplingArgs]
-    rows: list[list[int]]  # request index of each choice, per conversation
+    rows: list[list[int]]  # request indices answered by each conversation (several: identical greedy samples)
 
 
-def engine_args(spec: VLLMEngineSpec, model: str, seed: int = 0, lora: bool = False) -> EngineArgs:
+@dataclass
+class VLLMStats:
+    samples: int = 0  # completions returned
+    requests: int = 0  # requests sent to vLLM (identical greedy samples share one)
+    truncated: int = 0  # completions cut at the token budget (finish_reason "length")
+
+    def as_metadata(self) -> dict[str, int]:
+        return {"vllm_samples": self.samples, "vllm_requests": self.requests, "vllm_truncated": self.truncated}
+
+
+def engine_args(spec: VLLMEngineSpec, model: str, seed: int = 0) -> EngineArgs:
+    """LoRA is enabled whenever adapters are served as adapters, so base and adapter requests share it."""
     return EngineArgs(
         model=model,
         dtype=spec.dtype,
         tensor_parallel_size=spec.tensor_parallel_size,
         gpu_memory_utilization=spec.gpu_memory_utilization,
         enable_prefix_caching=spec.enable_prefix_caching,
-        enable_lora=lora,
+        enable_lora=spec.lora == "adapter",
         max_lora_rank=spec.max_lora_rank,
         seed=seed,
         max_model_len=spec.max_model_len,
@@ -90,40 +123,69 @@ def engine_args(spec: VLLMEngineSpec, model: str, seed: int = 0, lora: bool = Fa
 
 
 def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
-    """Group requests by (messages, sampling): one conversation with ``n`` = its sample count.
-
-    The group's first seed seeds all its choices, so a sample's text depends on its group, which
-    the generation cache keys by prompt, sample index and seed.
-    """
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    """One ``n = 1`` request per sample with its own seed; identical greedy samples share one request."""
+    greedy: dict[tuple[Any, ...], int] = {}  # (messages, params) -> conversation index
+    conversations: list[list[dict[str, str]]] = []
+    sampling: list[SamplingArgs] = []
+    rows: list[list[int]] = []
     for index, request in enumerate(requests):
-        groups.setdefault((request.messages, request.params), []).append(index)
-    conversations, sampling, rows = [], [], []
-    for (messages, params), indices in groups.items():
-        first = requests[indices[0]]
-        conversations.append([{"role": role, "content": content} for role, content in messages])
+        params = request.params
+        if params.greedy:
+            key = (request.messages, params)
+            if key in greedy:
+                rows[greedy[key]].append(index)
+                continue
+            greedy[key] = len(rows)
+        conversations.append([{"role": role, "content": content} for role, content in request.messages])
         sampling.append(
             SamplingArgs(
-                n=len(indices),
-                seed=first.seed % (2**63),
+                seed=None if params.greedy else request.seed,
                 temperature=params.temperature,
                 top_p=params.top_p,
                 max_tokens=params.max_new_tokens,
             )
         )
-        rows.append(indices)
+        rows.append([index])
     return ChatPlan(conversations, sampling, rows)
 
 
 def lora_args(adapter_dir: Path, fingerprint: str) -> LoRAArgs:
-    """A stable integer id per adapter content, as vLLM identifies adapters by it."""
-    return LoRAArgs(lora_name=fingerprint, lora_int_id=int(fingerprint[:7], 16) + 1, lora_path=str(adapter_dir))
+    """A stable positive integer id per adapter content, as vLLM identifies adapters by it."""
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()
+    return LoRAArgs(lora_name=fingerprint, lora_int_id=int(digest[:7], 16) + 1, lora_path=str(adapter_dir))
+
+
+def check_adapter(adapter_dir: Path, max_lora_rank: int) -> None:
+    """Refuse, naming the adapter, what vLLM's ``PEFTHelper.validate_legal`` would refuse on load."""
+    config_path = adapter_dir / "adapter_config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{config_path}: cannot read the LoRA adapter's config: {error}") from None
+    rank = config.get("r")
+    problems = []
+    if not isinstance(rank, int) or rank <= 0:
+        problems.append(f"its rank r={rank!r} is not a positive integer")
+    elif rank > max_lora_rank:
+        bigger = [r for r in VLLM_LORA_RANKS if r >= rank]
+        hint = (
+            f"set engine.max_lora_rank to {bigger[0]} or more" if bigger else f"vLLM's largest is {VLLM_LORA_RANKS[-1]}"
+        )
+        problems.append(f"its rank r={rank} is above engine.max_lora_rank={max_lora_rank} ({hint})")
+    if config.get("bias", "none") != "none":
+        problems.append(f"it trains biases (bias={config['bias']!r}), which vLLM does not support")
+    if config.get("use_dora"):
+        problems.append("it is a DoRA adapter, which vLLM does not support")
+    if config.get("modules_to_save"):
+        problems.append(f"it saves whole modules ({config['modules_to_save']}), which vLLM does not support")
+    if problems:
+        raise ValueError(f"LoRA adapter {adapter_dir}: vLLM would refuse it: " + "; ".join(problems))
 
 
 def require_vllm_and_gpu() -> None:
     if importlib.util.find_spec("vllm") is None:
         raise EngineUnavailable(
-            "engine.kind 'vllm' needs vLLM, which is not installed: pip install -e '.[vllm]' on a machine with an "
+            "engine.kind 'vllm' needs vLLM, which is not installed: pip install -e '.[gpu]' on a machine with an "
             "NVIDIA GPU (or use engine.kind 'transformers' on CPU, or 'openai_compat' against a server)"
         )
     import torch
@@ -151,52 +213,98 @@ def merged_model_dir(base: str, adapter_dir: Path) -> Path:
 
 
 class VLLMEngine:
+    """One model (the base, or the base with a LoRA adapter) on the process's shared ``LLM``."""
+
     def __init__(
         self, spec: VLLMEngineSpec, model: str, fingerprint: str, adapter_dir: Path | None = None, seed: int = 0
     ) -> None:
         require_vllm_and_gpu()
-        from vllm import LLM
+        import vllm
 
+        if getattr(vllm, "__version__", None) != TESTED_VLLM_VERSION:
+            log.warning(
+                "vLLM %s is installed; the engine is checked against %s (pip install -e '.[gpu]')",
+                getattr(vllm, "__version__", "?"),
+                TESTED_VLLM_VERSION,
+            )
         self._fingerprint = fingerprint
         self.lora: LoRAArgs | None = None
-        has_adapter = adapter_dir is not None and (adapter_dir / "adapter_config.json").exists()
-        if has_adapter and adapter_dir is not None and spec.lora == "merged":
-            model = str(merged_model_dir(model, adapter_dir))
-        elif has_adapter and adapter_dir is not None:
-            self.lora = lora_args(adapter_dir, fingerprint)
-        self.args = engine_args(spec, model, seed, lora=self.lora is not None)
-        self.llm = LLM(**self.args.as_kwargs())
+        self.stats = VLLMStats()
+        if adapter_dir is not None and (adapter_dir / "adapter_config.json").exists():
+            if spec.lora == "merged":
+                model = str(merged_model_dir(model, adapter_dir))
+            else:
+                check_adapter(adapter_dir, spec.max_lora_rank)
+                self.lora = lora_args(adapter_dir, fingerprint)
+        self.args = engine_args(spec, model, seed)
+        self._acquire()  # fail here, not on the first batch, when the model cannot start
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        import time
+    def _acquire(self) -> Any:
+        """The process's ``LLM`` for these arguments; never kept, so it can be replaced between calls."""
 
-        from vllm import SamplingParams
+        def construct() -> Any:
+            from vllm import LLM
+
+            return LLM(**self.args.as_kwargs())
+
+        return SHARED.get(self.args, construct)
+
+    def _lora_request(self) -> Any:
+        if self.lora is None:
+            return None
         from vllm.lora.request import LoRARequest
 
+        return LoRARequest(**asdict(self.lora))
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if not requests:
             return []
+        too_hot = sorted({r.params.temperature for r in requests if r.params.temperature > VLLM_MAX_TEMPERATURE})
+        if too_hot:
+            raise ValueError(f"vLLM accepts temperatures in [0, {VLLM_MAX_TEMPERATURE:g}], got {too_hot}")
+        from vllm import SamplingParams
+
         started = time.perf_counter()
         plan = plan_chat(requests)
-        outputs = self.llm.chat(
+        outputs = self._acquire().chat(
             plan.conversations,
             sampling_params=[SamplingParams(**s.as_kwargs()) for s in plan.sampling],
-            lora_request=LoRARequest(self.lora.lora_name, self.lora.lora_int_id, self.lora.lora_path)
-            if self.lora
-            else None,
+            lora_request=self._lora_request(),
             add_generation_prompt=True,
             use_tqdm=False,
         )
+        if len(outputs) != len(plan.rows):
+            raise RuntimeError(f"vLLM answered {len(outputs)} of {len(plan.rows)} request(s)")
         seconds = (time.perf_counter() - started) / len(requests)
         results: list[Completion | None] = [None] * len(requests)
+        failed: dict[str, int] = {}
         for output, indices in zip(outputs, plan.rows, strict=True):
-            prompt_tokens = len(output.prompt_token_ids or [])
-            for choice, index in zip(output.outputs, indices, strict=True):
-                results[index] = Completion(choice.text.strip(), prompt_tokens, len(choice.token_ids), seconds)
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            raise RuntimeError(f"vLLM returned no completion for {len(missing)} request(s)")
+            if len(output.outputs) != 1:
+                raise RuntimeError(f"vLLM returned {len(output.outputs)} completions for an n = 1 request")
+            choice = output.outputs[0]
+            reason = None if choice.finish_reason is None else str(choice.finish_reason)
+            if reason in FAILED_FINISH_REASONS:
+                failed[reason] = failed.get(reason, 0) + len(indices)
+                continue
+            completion = Completion(
+                text=choice.text.strip(),
+                prompt_tokens=len(output.prompt_token_ids or []),
+                completion_tokens=len(choice.token_ids),  # includes the EOS token, as the transformers engine counts
+                seconds=seconds,
+                finish_reason=reason,
+            )
+            for index in indices:
+                results[index] = completion
+        if failed:
+            raise RuntimeError(f"vLLM did not complete {sum(failed.values())} request(s): {failed}")
+        truncated = sum(1 for r in results if r is not None and r.finish_reason == "length")
+        self.stats.samples += len(requests)
+        self.stats.requests += len(plan.rows)
+        self.stats.truncated += truncated
+        if truncated:
+            log.warning("vLLM: %d of %d completion(s) stopped at max_tokens (truncated)", truncated, len(requests))
         return [r for r in results if r is not None]

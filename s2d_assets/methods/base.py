@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from s2d_assets.fingerprint import content_hash
+from s2d_assets.core.fingerprint import content_hash
 
 FieldValue = str | list[str]
 Fields = Mapping[str, Any]

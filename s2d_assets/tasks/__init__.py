@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from s2d_assets.experiment import (
+from s2d_assets.config.experiment import (
     CoinFlipSpec,
     FactualQASpec,
     Gsm8kSpec,

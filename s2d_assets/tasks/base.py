@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from s2d_assets.fingerprint import content_hash
+from s2d_assets.core.fingerprint import content_hash
 
 TRAIN = "train"  # used unlabelled: curation never reads `reference`
 EVAL = "eval"

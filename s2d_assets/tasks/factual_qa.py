@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.experiment import FactualQASpec
+from s2d_assets.config.experiment import FactualQASpec
 from s2d_assets.tasks.answers import normalize_text, short_answer
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.user_files import read_rows, require_text, resolve_path

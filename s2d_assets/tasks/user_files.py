@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.experiment import PROJECT_ROOT
+from s2d_assets.config.experiment import PROJECT_ROOT
 
 
 class TaskFileError(ValueError):

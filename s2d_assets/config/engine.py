@@ -1,0 +1,144 @@
+"""The ``engine`` section of the experiment file: which engine generates, with its own settings.
+
+A discriminated union by ``kind``. Each spec says which of its fields shape the generated text
+(``version_data``, part of the generation assets' code versions and of the cache's producer)
+and which only change how fast it is produced (batch sizes, concurrency, retries, GPU memory).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from s2d_assets.core.fingerprint import content_hash
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields that change throughput only; everything else is part of what is generated.
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+
+    def version_data(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if k not in self.runtime_fields}
+
+    @property
+    def producer(self) -> str:
+        """The engine's part of a cache entry's producer (the model fingerprint is the other part)."""
+        return f"{self.kind}:{content_hash(self.version_data(), length=12)}"  # type: ignore[attr-defined]
+
+    def check_experiment(self, temperatures: Mapping[str, float], lora_ranks: Mapping[str, int]) -> None:
+        """Refuse settings this engine would reject at run time (keys are the experiment's field paths)."""
+
+
+class TransformersEngineSpec(_Spec):
+    """transformers on CPU (or any torch device): the embedded default."""
+
+    kind: Literal["transformers"] = "transformers"
+    batch_size: int = Field(64, ge=1, description="sequences decoded together")
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    @property
+    def producer(self) -> str:
+        return f"{self.kind}:{self.dtype}"
+
+
+class OpenAICompatEngineSpec(_Spec):
+    """Any OpenAI-compatible server: vLLM ``serve``, llama.cpp's server, Ollama, a hosted API."""
+
+    runtime_fields: ClassVar[frozenset[str]] = frozenset(
+        {"batch_size", "concurrency", "timeout_seconds", "max_retries", "backoff_seconds", "api_key_env", "use_n"}
+    )
+    kind: Literal["openai_compat"]
+    base_url: str = Field(description="the API root, e.g. http://127.0.0.1:8080/v1")
+    model: str = Field(description="the model name the server expects in requests")
+    api_key_env: str | None = Field(None, description="environment variable that holds the API key, if any")
+    batch_size: int = Field(64, ge=1, description="requests handed to the engine (and cached) together")
+    concurrency: int = Field(8, ge=1, description="HTTP requests in flight at once")
+    timeout_seconds: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, description="retries on 429, 5xx, timeouts and connection errors")
+    backoff_seconds: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
+    use_n: Literal["auto", "always", "never"] = Field(
+        "auto", description="ask for N samples in one request (auto: try it, fall back to one request per sample)"
+    )
+
+
+# What vLLM accepts, mirrored so a bad setting is refused when the experiment loads (the signature
+# test checks both against the pinned wheel): ``MaxLoRARanks`` in vllm/config/lora.py and the
+# temperature bound in ``SamplingParams._verify_args`` (vllm/sampling_params.py).
+VLLM_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_MAX_TEMPERATURE = 2.0
+
+
+@lru_cache(maxsize=1)
+def installed_vllm_version() -> str | None:
+    """The installed vLLM's version, read from its metadata without importing it (None when absent)."""
+    try:
+        return importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+class VLLMEngineSpec(_Spec):
+    """vLLM's offline ``LLM`` on GPUs (the ``s2d[gpu]`` extra)."""
+
+    runtime_fields: ClassVar[frozenset[str]] = frozenset(
+        {"batch_size", "gpu_memory_utilization", "enable_prefix_caching", "max_num_seqs", "tensor_parallel_size"}
+    )
+    kind: Literal["vllm"]
+    batch_size: int = Field(4096, ge=1, description="requests handed to vLLM (and cached) together")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine spans")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=16)
+    max_num_seqs: int | None = Field(None, ge=1)
+    enable_prefix_caching: bool = True
+    lora: Literal["adapter", "merged"] = Field(
+        "adapter", description="distilled LoRA checkpoints: served as adapters (LoRARequest) or merged weights"
+    )
+    max_lora_rank: int = Field(64, description=f"one of {VLLM_LORA_RANKS} (vLLM's MaxLoRARanks)")
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _rank_vllm_accepts(cls, value: int) -> int:
+        if value not in VLLM_LORA_RANKS:
+            raise ValueError(f"vLLM accepts max_lora_rank in {list(VLLM_LORA_RANKS)}, got {value}")
+        return value
+
+    def version_data(self) -> dict[str, Any]:
+        """The vLLM version shapes the text too: a different vLLM is a different producer."""
+        return {**super().version_data(), "vllm_version": installed_vllm_version()}
+
+    def check_experiment(self, temperatures: Mapping[str, float], lora_ranks: Mapping[str, int]) -> None:
+        problems = [
+            f"{where}: vLLM accepts temperatures in [0, {VLLM_MAX_TEMPERATURE:g}], got {value:g}"
+            for where, value in temperatures.items()
+            if value > VLLM_MAX_TEMPERATURE
+        ] + [
+            f"{where}: LoRA rank {rank} is above engine.max_lora_rank {self.max_lora_rank}; vLLM would refuse the "
+            "adapter (raise engine.max_lora_rank or lower the rank)"
+            for where, rank in lora_ranks.items()
+            if rank > self.max_lora_rank
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def _kind(value: Any) -> str:
+    """``kind`` may be left out: the transformers engine is the default."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "transformers"))
+    return str(getattr(value, "kind", "transformers"))
+
+
+EngineSpec = Annotated[
+    Annotated[TransformersEngineSpec, Tag("transformers")]
+    | Annotated[OpenAICompatEngineSpec, Tag("openai_compat")]
+    | Annotated[VLLMEngineSpec, Tag("vllm")],
+    Discriminator(_kind),
+]

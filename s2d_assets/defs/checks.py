@@ -1,0 +1,86 @@
+"""Asset checks that guard the pools; the blocking ones stop a checkpoint from being trained."""
+
+from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, ResourceParam, asset_check
+
+from s2d_assets.config.experiment import ChecksSpec
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.common import method_key
+from s2d_assets.distill.context import StageContext
+from s2d_assets.tasks import EVAL
+
+
+def pool_size(warehouse: Warehouse, task: str, method: str, minimum: int) -> AssetCheckResult:
+    examples = warehouse.count("distillation_set", {"task": task, "method": method})
+    return AssetCheckResult(
+        passed=examples >= minimum,
+        metadata={"examples": examples, "min_pool_size": minimum},
+        description=f"{examples} kept inputs; training needs at least {minimum}",
+    )
+
+
+def eval_leakage(warehouse: Warehouse, task: str, method: str) -> AssetCheckResult:
+    leaked = warehouse.query(
+        "SELECT d.input_id FROM distillation_set d JOIN inputs i USING (task, input_id) "
+        "WHERE d.task = ? AND d.method = ? AND i.split = ? ORDER BY d.input_id",
+        [task, method, EVAL],
+    )["input_id"].to_list()
+    return AssetCheckResult(
+        passed=not leaked,
+        metadata={"leaked_inputs": len(leaked), "examples": ", ".join(leaked[:10])},
+        description="no eval-split input in the training set" if not leaked else f"{len(leaked)} eval inputs leaked",
+    )
+
+
+def parse_rate(warehouse: Warehouse, task: str, method: str, minimum: float) -> AssetCheckResult:
+    row = warehouse.query(
+        "SELECT count(*) AS n, count(answer) AS parsed FROM generations "
+        "WHERE task = ? AND method = ? AND system = 'system2' AND split = 'train'",
+        [task, method],
+    ).row(0, named=True)
+    rate = row["parsed"] / row["n"] if row["n"] else 0.0
+    return AssetCheckResult(
+        passed=rate >= minimum,
+        metadata={"parse_rate": round(rate, 4), "min_parse_rate": minimum, "samples": row["n"]},
+    )
+
+
+def answer_distribution(warehouse: Warehouse, task: str, method: str, max_share: float) -> AssetCheckResult:
+    counts = warehouse.query(
+        "SELECT answer, count(*) AS n FROM curated_pool WHERE task = ? AND method = ? AND kept "
+        "GROUP BY answer ORDER BY n DESC, answer",
+        [task, method],
+    )
+    total = int(counts["n"].sum()) if counts.height else 0
+    share = counts["n"][0] / total if total else 0.0
+    # A handful of examples says nothing about degeneracy.
+    passed = total < 5 or share <= max_share
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"distinct_answers": counts.height, "top_answer_share": round(share, 4), "kept": total},
+        description=None if passed else f"one answer holds {share:.0%} of the pool",
+    )
+
+
+def pool_checks(task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
+    dataset = method_key(task, method, "distillation_set")
+    generations = method_key(task, method, "s2_generations")
+    pool = method_key(task, method, "curated_pool")
+
+    @asset_check(asset=dataset, name="pool_size", blocking=True, description="Enough kept inputs to train on.")
+    def check_pool_size(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return pool_size(s2d.warehouse, task, method, spec.min_pool_size)
+
+    @asset_check(asset=dataset, name="no_eval_leakage", blocking=True, description="No eval-split input in training.")
+    def check_leakage(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return eval_leakage(s2d.warehouse, task, method)
+
+    @asset_check(asset=generations, name="parse_rate", description="Share of samples with a parsed answer.")
+    def check_parse_rate(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return parse_rate(s2d.warehouse, task, method, spec.min_parse_rate)
+
+    @asset_check(asset=pool, name="answer_distribution", description="The kept answers are not all the same.")
+    def check_answers(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return answer_distribution(s2d.warehouse, task, method, spec.max_answer_share)
+
+    return [check_pool_size, check_leakage, check_parse_rate, check_answers]

@@ -1,0 +1,117 @@
+"""Coconut assets: data → starting model → one checkpoint per curriculum stage, baselines → evaluation."""
+
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, ResourceParam, asset
+
+from s2d_assets.coconut.stages import METHOD, CoconutPipeline, stage_name
+from s2d_assets.defs.common import WRITER_POOL, to_materialization
+from s2d_assets.defs.stage_assets import BASE_MODEL
+from s2d_assets.distill.context import StageContext
+
+GROUP = "coconut"
+
+
+def _pipeline(s2d: StageContext) -> CoconutPipeline:
+    return CoconutPipeline(s2d.experiment, s2d.paths)
+
+
+def _lineage(context: AssetExecutionContext, key: AssetKey) -> dict[str, Any]:
+    return {"code_version": context.assets_def.code_versions_by_key[key], "run_id": context.run_id}
+
+
+def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
+    coconut = _pipeline(ctx)
+    spec, task = coconut.spec, coconut.task
+
+    def key(name: str) -> AssetKey:
+        return AssetKey([task, METHOD, name])
+
+    data_key, init_key = key("raw_inputs"), key("init_model")
+    uses_base = spec.model == "base"
+
+    @asset(
+        key=data_key,
+        group_name=GROUP,
+        pool=WRITER_POOL,
+        code_version=coconut.data_version(),
+        description=f"{task} records (question, steps, answer): a train split and a labelled eval split.",
+    )
+    def data(s2d: ResourceParam[StageContext]) -> MaterializeResult:
+        return to_materialization(_pipeline(s2d).write_data())
+
+    @asset(
+        key=init_key,
+        deps=[data_key, *([BASE_MODEL] if uses_base else [])],
+        group_name=GROUP,
+        code_version=coconut.init_version(),
+        description="The starting model with <bot>, <eot>, <latent>, <pause>: the base model, or a small Llama "
+        "initialised at random with a word-level tokenizer over the data.",
+    )
+    def init_model(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
+        base = s2d.base_model() if uses_base else None
+        return to_materialization(_pipeline(s2d).init_model(base, _lineage(context, init_key)))
+
+    assets = [data, init_model]
+    previous = init_key
+    for stage in range(spec.max_stage + 1):
+        assets.append(_stage_asset(coconut, stage, key(stage_name(stage)), previous, data_key))
+        previous = key(stage_name(stage))
+    baseline_keys = [key(f"baseline_{system}") for system in spec.baselines]
+    for system, baseline_key in zip(spec.baselines, baseline_keys, strict=True):
+        assets.append(_baseline_asset(coconut, system, baseline_key, init_key, data_key))
+
+    @asset(
+        key=key("evaluation"),
+        deps=[previous, *baseline_keys, data_key],
+        group_name=GROUP,
+        pool=WRITER_POOL,
+        code_version=coconut.evaluation_version(),
+        description=f"Greedy decoding on the eval split with {spec.n_thoughts} thoughts: accuracy and tokens per "
+        "item for No-CoT, CoT, pause tokens and Coconut (rows in `evaluations`, method 'coconut').",
+    )
+    def evaluation(s2d: ResourceParam[StageContext]) -> MaterializeResult:
+        return to_materialization(_pipeline(s2d).evaluate())
+
+    return [*assets, evaluation]
+
+
+def _stage_asset(
+    coconut: CoconutPipeline, stage: int, stage_key: AssetKey, previous: AssetKey, data_key: AssetKey
+) -> AssetsDefinition:
+    replaced = (
+        "full chain of thought"
+        if stage == 0
+        else f"first {stage} step(s) as {stage * coconut.spec.thoughts_per_step} thought(s)"
+    )
+
+    @asset(
+        key=stage_key,
+        deps=[previous, data_key],
+        group_name=GROUP,
+        code_version=coconut.stage_version(stage),
+        description=f"Curriculum stage {stage} ({replaced}), trained from {'/'.join(previous.path)} "
+        "with a fresh optimizer.",
+    )
+    def _stage(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
+        lineage = {**_lineage(context, stage_key), "previous_asset": "/".join(previous.path)}
+        return to_materialization(_pipeline(s2d).train_stage(stage, lineage))
+
+    return _stage
+
+
+def _baseline_asset(
+    coconut: CoconutPipeline, system: str, baseline_key: AssetKey, init_key: AssetKey, data_key: AssetKey
+) -> AssetsDefinition:
+    @asset(
+        key=baseline_key,
+        deps=[init_key, data_key],
+        group_name=GROUP,
+        code_version=coconut.baseline_version(system),
+        description=f"Baseline {system}, trained from the starting model for {coconut.spec.baseline_epochs:g} epochs "
+        "(the whole curriculum's budget).",
+    )
+    def _baseline(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
+        return to_materialization(_pipeline(s2d).train_baseline(system, _lineage(context, baseline_key)))
+
+    return _baseline

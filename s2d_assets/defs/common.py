@@ -1,0 +1,39 @@
+"""Asset keys and turning a stage's result into what Dagster records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import AssetKey, DataVersion, MaterializeResult, MetadataValue
+
+from s2d_assets.core.stage_result import StageResult
+
+WRITER_POOL = "duckdb_writer"
+
+
+def stage_key(task: str, method: str | None, stage: str) -> AssetKey:
+    """The one place asset keys of the paper's stages are built: ``<task>[/<method>]/<stage>``."""
+    return AssetKey([task, method, stage] if method else [task, stage])
+
+
+def task_key(task: str, stage: str) -> AssetKey:
+    return stage_key(task, None, stage)
+
+
+def method_key(task: str, method: str, stage: str) -> AssetKey:
+    return stage_key(task, method, stage)
+
+
+def to_materialization(result: StageResult, extra: dict[str, Any] | None = None) -> MaterializeResult:
+    metadata: dict[str, Any] = {}
+    for key, value in {**result.metadata, **(extra or {})}.items():
+        if key == "path":
+            metadata[key] = MetadataValue.path(str(value))
+        elif key in ("rows", "inputs", "examples"):
+            metadata["dagster/row_count"] = int(value)
+            metadata[key] = value
+        else:
+            metadata[key] = value
+    for key, text in result.markdown.items():
+        metadata[key] = MetadataValue.md(text)
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(result.data_version))

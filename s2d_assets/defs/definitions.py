@@ -1,0 +1,67 @@
+"""The Dagster entry point: ``workspace.yaml`` loads this module; Dagster calls ``defs()`` lazily.
+
+The experiment is loaded once per process (from ``--experiment`` through ``$S2D_EXPERIMENT``, else
+the default file) and handed to every asset and check as one ``StageContext`` resource.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from dagster import Definitions, in_process_executor
+
+from s2d_assets.config.experiment import Experiment, experiment_path, load_experiment
+from s2d_assets.core.paths import StatePaths, state_paths
+from s2d_assets.defs.automation import MATERIALIZE_ALL, inbox_sensor, jobs, refresh_schedule
+from s2d_assets.defs.checks import pool_checks
+from s2d_assets.defs.resources import WarehouseResource
+from s2d_assets.defs.sql_models import SQL_FOLDER, sql_model_assets
+from s2d_assets.defs.stage_assets import base_model_asset, experiment_assets
+from s2d_assets.defs.tables import table_producers
+from s2d_assets.distill.context import StageContext
+
+__all__ = ["MATERIALIZE_ALL", "build_definitions", "defs", "load_definitions"]
+
+
+def build_definitions(
+    experiment: Experiment, experiment_path: Path, paths: StatePaths, sql_folder: Path = SQL_FOLDER
+) -> Definitions:
+    ctx = StageContext(experiment, paths)
+    coconut = experiment.coconut
+    # A Coconut-only experiment that trains a model from scratch has no use for the base model.
+    needs_base = bool(experiment.tasks) or (coconut is not None and coconut.model == "base")
+    assets = [base_model_asset(ctx)] if needs_base else []
+    assets += experiment_assets(ctx)
+    checks = [
+        check
+        for task in experiment.tasks
+        for method in experiment.methods
+        for check in pool_checks(task, method, experiment.checks)
+    ]
+    if coconut is not None:
+        from s2d_assets.defs.coconut import coconut_assets
+
+        assets += coconut_assets(ctx)
+    # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
+    assets += sql_model_assets(sql_folder, table_producers(key for a in assets for key in a.keys))
+    return Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=jobs(),
+        schedules=[refresh_schedule(experiment)],
+        sensors=[inbox_sensor(experiment, paths)],
+        resources={"s2d": ctx, "warehouse": WarehouseResource(path=str(paths.warehouse))},
+        # One process: on a small machine a fresh process per step would reload torch each time.
+        executor=in_process_executor,
+    )
+
+
+def load_definitions(path: Path | str | None = None, paths: StatePaths | None = None) -> Definitions:
+    resolved = experiment_path(path)
+    return build_definitions(load_experiment(resolved), resolved, paths or state_paths())
+
+
+@dg.definitions
+def defs() -> Definitions:
+    return load_definitions()

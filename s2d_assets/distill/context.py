@@ -1,0 +1,133 @@
+"""What every stage of the paper works with: the experiment, the state folder, tasks, methods, engines.
+
+A ``StageContext`` is built once per process from an experiment already loaded (never re-read
+from disk by a stage). Tasks and methods are built once and kept; engines load lazily on the
+first cache miss. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from s2d_assets.config.experiment import Experiment
+from s2d_assets.core.base_models import BaseModel, local_model, provision_embedded
+from s2d_assets.core.fingerprint import content_hash
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
+from s2d_assets.methods import MethodDefinition, build_method
+from s2d_assets.methods.runner import ChainResult
+from s2d_assets.tasks import Task, build_task
+from s2d_assets.tasks.judging import engine_answerer
+from s2d_assets.tasks.user_files import resolve_path
+
+EngineFactory = Callable[[Path, str, "Path | None"], Engine]
+
+
+@dataclass
+class StageContext:
+    experiment: Experiment
+    paths: StatePaths
+    engine_factory: EngineFactory | None = None
+    _tasks: dict[str, Task] = field(default_factory=dict, init=False, repr=False)
+    _methods: dict[str, MethodDefinition] = field(default_factory=dict, init=False, repr=False)
+    _base: BaseModel | None = field(default=None, init=False, repr=False)
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths.warehouse)
+
+    def task(self, name: str) -> Task:
+        if name not in self._tasks:
+            task = build_task(self.experiment.tasks[name])
+            if getattr(task, "needs_base_model", False):  # e.g. judging pairs answered by the base model
+                task = task.with_answerer(  # type: ignore[attr-defined]
+                    lambda: engine_answerer(self.base_engine(f"{name}/pairs"), self.experiment.seed)
+                )
+            self._tasks[name] = task
+        return self._tasks[name]
+
+    def method(self, name: str) -> MethodDefinition:
+        """The experiment's method ``name`` with its prompts and exemplars, built once."""
+        if name not in self._methods:
+            spec = self.experiment.methods[name]
+            exemplars = resolve_path(spec.exemplars) if spec.exemplars else None
+            self._methods[name] = build_method(spec.kind, spec.prompts, spec.max_new_tokens, exemplars)
+        return self._methods[name]
+
+    # -- models and engines ---------------------------------------------------------------------
+    def base_model(self) -> BaseModel:
+        if self._base is None:
+            spec = self.experiment.model
+            if spec.source == "embedded":
+                self._base = provision_embedded(self.paths.models)
+            elif spec.source == "hf_id":  # loaded by the engine itself (vLLM); identified by its id
+                hf_id = spec.hf_id or ""
+                self._base = BaseModel(name=hf_id, path=Path(hf_id), fingerprint=content_hash({"hf_id": hf_id}))
+            else:
+                self._base = local_model(Path(spec.path or ""))
+        return self._base
+
+    def cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:
+        engine_spec = self.experiment.engine
+        producer = f"{fingerprint}:{engine_spec.producer}"
+        factory = self.engine_factory or (lambda d, f, a: build_engine(engine_spec, d, f, a))
+        return CachedEngine(
+            model_fingerprint=producer,
+            engine_factory=lambda: factory(model_dir, producer, adapter_dir),
+            cache=GenerationCache(self.warehouse),
+            batch_size=engine_spec.batch_size,
+            description=label,
+        )
+
+    def base_engine(self, label: str) -> CachedEngine:
+        base = self.base_model()
+        return self.cached_engine(base.path, base.fingerprint, None, label)
+
+    # -- warehouse reads and the generations table ----------------------------------------------
+    def inputs(self, task_name: str, split: str) -> list[dict[str, Any]]:
+        frame = self.warehouse.query(
+            "SELECT input_id, prompt, reference, meta FROM inputs WHERE task = ? AND split = ? ORDER BY input_id",
+            [task_name, split],
+        )
+        return [{**row, "meta": json.loads(row["meta"] or "{}")} for row in frame.iter_rows(named=True)]
+
+    def store_generations(
+        self,
+        task_name: str,
+        method: str,
+        system: str,
+        split: str,
+        results: list[ChainResult],
+        answers: list[str | None],
+    ) -> pl.DataFrame:
+        """Replace one (task, method, system, split) slice of the ``generations`` table."""
+        frame = pl.DataFrame(
+            {
+                "task": task_name,
+                "method": method,
+                "system": system,
+                "split": split,
+                "input_id": [r.chain.input_id for r in results],
+                "variant_id": [r.chain.variant_id for r in results],
+                "sample_idx": [r.chain.sample_idx for r in results],
+                "steps": [json.dumps(r.steps) for r in results],
+                "output": [r.output for r in results],
+                "answer": answers,
+                "prompt_tokens": [r.prompt_tokens for r in results],
+                "completion_tokens": [r.completion_tokens for r in results],
+                "seconds": [r.seconds for r in results],
+                "cache_key": [r.cache_key for r in results],
+            },
+            schema_overrides={"answer": pl.String},
+        )
+        where = {"task": task_name, "method": method, "system": system, "split": split}
+        self.warehouse.replace_rows("generations", where, frame)
+        return frame

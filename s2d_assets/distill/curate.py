@@ -1,0 +1,313 @@
+"""Stage 4, curation: keep only the answers the model agrees with itself on. Never reads a label.
+
+All filters are set-based (one DuckDB query over the stage's generations), so curation costs
+the same as a bare majority vote even at hundreds of thousands of inputs:
+
+- ``self_consistency`` (Wang et al., 2022; the distillation paper's default): majority vote over
+  variant 0's parsed answers; kept when the winner is unique and holds at least
+  ``min_agreement`` of the N samples (unparsed samples count toward N, vote for nothing).
+- ``perturbation`` / ``combined``: every variant's answers mapped back to the original through
+  its answer map; each variant votes with its unique majority; kept when all variants agree
+  (``combined`` also requires variant 0's self-consistency).
+- ``none``: sample 0's parsed answer, unfiltered (the ablation).
+- ``usc``: universal self-consistency (Chen et al., 2023): the base model picks the most
+  consistent of an input's samples (one greedy LLM call per input).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from s2d_assets.core.fingerprint import rows_hash
+from s2d_assets.core.stage_result import StageResult, markdown_table
+from s2d_assets.distill.context import StageContext
+from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
+from s2d_assets.tasks import TRAIN
+
+KEPT = "kept"
+NO_ANSWER = "no_parsed_answer"
+TIE = "no_unique_majority"
+LOW_AGREEMENT = "below_min_agreement"
+PERTURBATION_DISAGREEMENT = "perturbation_disagreement"
+USC_NO_SELECTION = "usc_no_selection"
+
+POOL_COLUMNS = ("input_id", "answer", "votes", "n_samples", "agreement", "kept", "reason")
+
+# -- the set-based decision query ---------------------------------------------------------------
+# ``samples(input_id, variant_id, sample_idx, answer, answer_map)``: one row per sample. ``mapped``
+# is the answer mapped back to the original input (NULL when unparsed or unmappable).
+_MAPPED = """
+mapped AS (
+    SELECT input_id, variant_id, sample_idx, answer,
+           CASE WHEN answer IS NULL THEN NULL
+                WHEN answer_map IS NULL OR answer_map = '{}' THEN answer
+                ELSE json_extract_string(answer_map, '$."' || replace(replace(answer, '\\', '\\\\'), '"', '\\"') || '"')
+           END AS mapped
+    FROM samples
+),
+-- each (input, variant)'s vote counts, ranked
+variant_votes AS (
+    SELECT input_id, variant_id, mapped, count(*) AS c,
+           row_number() OVER (PARTITION BY input_id, variant_id ORDER BY count(*) DESC, mapped) AS rk,
+           count(*) OVER (PARTITION BY input_id, variant_id) AS distinct_answers
+    FROM mapped WHERE mapped IS NOT NULL GROUP BY input_id, variant_id, mapped
+),
+variant_n AS (SELECT input_id, variant_id, count(*) AS n FROM mapped GROUP BY input_id, variant_id),
+variant_top AS (
+    SELECT n.input_id, n.variant_id, n.n,
+           first.mapped AS winner_candidate, coalesce(first.c, 0) AS top,
+           coalesce(second.c, 0) AS runner_up,
+           CASE WHEN first.c IS NOT NULL AND coalesce(second.c, 0) < first.c THEN first.mapped END AS winner
+    FROM variant_n n
+    LEFT JOIN variant_votes first ON first.input_id = n.input_id AND first.variant_id = n.variant_id AND first.rk = 1
+    LEFT JOIN variant_votes second
+        ON second.input_id = n.input_id AND second.variant_id = n.variant_id AND second.rk = 2
+)
+"""
+
+_VOTES = """
+votes AS (
+    SELECT input_id,
+           '{{' || string_agg(to_json(v) || ': ' || c, ', ' ORDER BY v) || '}}' AS votes_json,
+           list(struct_pack(v := v, c := c)) AS vote_list
+    FROM (SELECT input_id, {answer} AS v, count(*) AS c FROM mapped
+          WHERE {answer} IS NOT NULL {where} GROUP BY input_id, v)
+    GROUP BY input_id
+),
+totals AS (SELECT input_id, count(*) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
+"""
+
+
+def _decision_sql(filter_kind: str) -> str:
+    if filter_kind in ("self_consistency", "none"):
+        votes = _VOTES.format(answer="answer", where="AND variant_id = 0")
+    else:
+        votes = _VOTES.format(answer="mapped", where="")
+    head = f"WITH {_MAPPED}, {votes}"
+    select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n::INTEGER AS n_samples"
+    if filter_kind == "self_consistency":
+        return f"""{head}
+        SELECT t.input_id,
+               CASE WHEN v.top = 0 OR v.runner_up = v.top THEN NULL ELSE v.winner_candidate END AS answer,
+               {select_votes},
+               CASE WHEN v.top = 0 THEN 0.0 ELSE v.top / t.n END AS agreement,
+               (v.top > 0 AND v.runner_up < v.top AND v.top / t.n >= $min_agreement) AS kept,
+               CASE WHEN v.top = 0 THEN '{NO_ANSWER}' WHEN v.runner_up = v.top THEN '{TIE}'
+                    WHEN v.top / t.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END AS reason
+        FROM totals t JOIN variant_top v ON v.input_id = t.input_id AND v.variant_id = 0
+        LEFT JOIN votes vo ON vo.input_id = t.input_id"""
+    if filter_kind == "none":
+        return f"""{head},
+        first AS (SELECT input_id, list(answer ORDER BY sample_idx)[1] AS answer FROM mapped WHERE variant_id = 0
+                  GROUP BY input_id)
+        SELECT t.input_id, f.answer, {select_votes},
+               CASE WHEN f.answer IS NULL THEN 0.0
+                    ELSE list_filter(vo.vote_list, lambda x: x.v = f.answer)[1].c / t.n END AS agreement,
+               f.answer IS NOT NULL AS kept,
+               CASE WHEN f.answer IS NULL THEN '{NO_ANSWER}' ELSE '{KEPT}' END AS reason
+        FROM totals t JOIN first f USING (input_id) LEFT JOIN votes vo ON vo.input_id = t.input_id"""
+    if filter_kind in ("perturbation", "combined"):
+        combined = filter_kind == "combined"
+        # ``base``: variant 0's own self-consistency (used by ``combined``).
+        base_kept = "(b.top > 0 AND b.runner_up < b.top AND b.top / b.n >= $min_agreement)"
+        base_reason = (
+            f"CASE WHEN b.top = 0 THEN '{NO_ANSWER}' WHEN b.runner_up = b.top THEN '{TIE}' "
+            f"WHEN b.top / b.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END"
+        )
+        base_answer = "CASE WHEN b.top = 0 OR b.runner_up = b.top THEN NULL ELSE b.winner_candidate END"
+        target = base_answer if combined else "b.winner"
+        agreement = (
+            f"CASE WHEN {target} IS NULL THEN 0.0 "
+            f"ELSE coalesce(list_filter(vo.vote_list, lambda x: x.v = {target})[1].c, 0) / t.n END"
+        )
+        disagree = f"({target} IS NULL OR a.disagreeing > 0)"
+        pre = ""
+        if combined:
+            pre = (
+                f"WHEN NOT {base_kept} THEN struct_pack(answer := {base_answer}, "
+                f"agreement := CASE WHEN b.top = 0 THEN 0.0 ELSE b.top / b.n END, kept := false, "
+                f"reason := {base_reason})"
+            )
+        return f"""{head},
+        agree AS (
+            SELECT v.input_id, count(*) FILTER (WHERE v.winner IS DISTINCT FROM {target}) AS disagreeing
+            FROM variant_top v JOIN variant_top b ON b.input_id = v.input_id AND b.variant_id = 0
+            GROUP BY v.input_id
+        ),
+        decided AS (
+            SELECT t.input_id, {select_votes},
+                   CASE WHEN vo.votes_json IS NULL THEN
+                            struct_pack(answer := NULL::VARCHAR, agreement := 0.0, kept := false,
+                                        reason := '{NO_ANSWER}')
+                        {pre}
+                        WHEN {disagree} THEN struct_pack(answer := NULL::VARCHAR, agreement := {agreement},
+                                                         kept := false, reason := '{PERTURBATION_DISAGREEMENT}')
+                        ELSE struct_pack(answer := {target}, agreement := {agreement}, kept := true, reason := '{KEPT}')
+                   END AS d
+            FROM totals t JOIN variant_top b ON b.input_id = t.input_id AND b.variant_id = 0
+            JOIN agree a ON a.input_id = t.input_id LEFT JOIN votes vo ON vo.input_id = t.input_id
+        )
+        SELECT input_id, d.answer AS answer, votes, n_samples, d.agreement::DOUBLE AS agreement,
+               d.kept AS kept, d.reason AS reason FROM decided"""
+    raise ValueError(f"unknown curation filter {filter_kind!r}")
+
+
+def decide(samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float) -> pl.DataFrame:
+    """Every input's decision from its samples (``input_id, variant_id, sample_idx, answer, answer_map``).
+
+    ``samples`` is a polars frame or any relation DuckDB can scan. Returns one row per input with
+    ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a variant 0 are an error.
+    """
+    con = duckdb.connect()
+    try:
+        con.register("samples", samples)
+        threshold = float(min_agreement)
+        if threshold != threshold or threshold in (float("inf"), float("-inf")):
+            raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
+        sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
+        frame = con.sql(sql + " ORDER BY 1").pl()
+        if filter_kind in ("perturbation", "combined"):
+            missing = con.execute(
+                "SELECT input_id FROM samples GROUP BY input_id "
+                "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1"
+            ).fetchone()
+            if missing:
+                raise ValueError(f"input {missing[0]}: variant 0 (the input itself) is missing")
+    finally:
+        con.close()
+    return frame.select(
+        pl.col("input_id"),
+        pl.col("answer").cast(pl.String),
+        pl.col("votes"),
+        pl.col("n_samples").cast(pl.Int32),
+        pl.col("agreement").cast(pl.Float64),
+        pl.col("kept").cast(pl.Boolean),
+        pl.col("reason"),
+    )
+
+
+# -- universal self-consistency -----------------------------------------------------------------
+USC_TEMPLATE = (
+    "I have generated the following responses to the question: {question}\n\n{responses}\n\n"
+    "Evaluate these responses.\nSelect the most consistent response based on majority consensus.\n"
+    'Start your answer with "The most consistent response is Response X" (without quotes).'
+)
+_CHOSEN = re.compile(r"most consistent response is\W*Response\s*(\d+)", re.IGNORECASE)
+_ANY = re.compile(r"\bResponse\s*(\d+)", re.IGNORECASE)
+USC_MAX_NEW_TOKENS = 24
+
+
+def usc_prompt(question: str, responses: Sequence[str]) -> str:
+    listed = "\n".join(f"Response {index}: {text.strip()}" for index, text in enumerate(responses))
+    return USC_TEMPLATE.format(question=question, responses=listed)
+
+
+def parse_selection(text: str, n_responses: int) -> int | None:
+    """The selected response index: 'The most consistent response is Response X', else a single 'Response X'."""
+    chosen = _CHOSEN.search(text)
+    if chosen is None:
+        mentioned = set(_ANY.findall(text))
+        if len(mentioned) != 1:
+            return None
+        index = int(mentioned.pop())
+    else:
+        index = int(chosen.group(1))
+    return index if 0 <= index < n_responses else None
+
+
+def select_most_consistent(engine: Any, items: Sequence[tuple[str, Sequence[str]]], seed: int) -> list[int | None]:
+    """One greedy USC call per (question, responses) item, all in one engine call; the parsed selections."""
+    params = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=USC_MAX_NEW_TOKENS)
+    prompts = [usc_prompt(question, responses) for question, responses in items]
+    requests = [GenerationRequest.user(p, params, seed=derive_seed(seed, "usc", p)) for p in prompts]
+    completions = engine.generate(requests) if requests else []
+    return [parse_selection(c.text, len(r)) for c, (_, r) in zip(completions, items, strict=True)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    answer: str | None
+    votes: dict[str, int]
+    n_samples: int
+    agreement: float
+    kept: bool
+    reason: str
+
+
+def usc_decision(selection: int | None, answers: Sequence[str | None]) -> Decision:
+    """Keep the sample the model selected as most consistent (its parsed answer)."""
+    n_samples = len(answers)
+    votes = dict(Counter(a for a in answers if a is not None))
+    if selection is None:
+        return Decision(None, votes, n_samples, 0.0, False, USC_NO_SELECTION)
+    answer = answers[selection]
+    if answer is None:
+        return Decision(None, votes, n_samples, 0.0, False, NO_ANSWER)
+    return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)
+
+
+def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.DataFrame:
+    """The base model picks each input's most consistent sample; its parsed answer is kept."""
+    samples = ctx.warehouse.query(
+        "SELECT g.input_id, i.prompt, g.output, g.answer FROM generations g JOIN inputs i USING (task, input_id) "
+        "WHERE g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
+        "ORDER BY g.input_id, g.sample_idx",
+        [task_name, method_name, TRAIN],
+    )
+    grouped = samples.group_by("input_id", maintain_order=True).agg("prompt", "output", "answer")
+    items = [(p[0], [o or "" for o in outs]) for p, outs in zip(grouped["prompt"], grouped["output"], strict=True)]
+    selections = select_most_consistent(ctx.base_engine(f"{task_name}/{method_name}/usc"), items, ctx.experiment.seed)
+    decisions = [usc_decision(s, a) for s, a in zip(selections, grouped["answer"].to_list(), strict=True)]
+    return pl.DataFrame(
+        {
+            "input_id": grouped["input_id"],
+            "answer": [d.answer for d in decisions],
+            "votes": [json.dumps(d.votes, sort_keys=True) for d in decisions],
+            "n_samples": [d.n_samples for d in decisions],
+            "agreement": [d.agreement for d in decisions],
+            "kept": [d.kept for d in decisions],
+            "reason": [d.reason for d in decisions],
+        },
+        schema_overrides={"answer": pl.String, "n_samples": pl.Int32, "agreement": pl.Float64},
+    )
+
+
+# -- the stage ----------------------------------------------------------------------------------
+def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
+    spec = ctx.experiment.curation_for(method_name)
+    if spec.filter == "usc":
+        decisions = _usc_decisions(ctx, task_name, method_name)
+    else:
+        with ctx.warehouse.connect() as con:
+            samples = con.sql(
+                "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
+                "FROM generations g LEFT JOIN perturbed_inputs p "
+                "ON p.task = g.task AND p.input_id = g.input_id AND p.variant_id = g.variant_id "
+                "WHERE g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ?",
+                params=[task_name, method_name, TRAIN],
+            ).pl()
+        decisions = decide(samples, spec.filter, spec.min_agreement)
+    frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(
+        "task", "method", *POOL_COLUMNS
+    )
+    ctx.warehouse.replace_rows("curated_pool", {"task": task_name, "method": method_name}, frame)
+    kept = int(frame["kept"].sum()) if frame.height else 0
+    reasons = frame.group_by("reason").len().sort("reason") if frame.height else pl.DataFrame()
+    return StageResult(
+        data_version=rows_hash(frame.select("input_id", "answer", "kept").sort("input_id").rows()),
+        metadata={
+            "inputs": frame.height,
+            "kept": kept,
+            "keep_rate": round(kept / max(frame.height, 1), 4),
+            "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
+        },
+        markdown={"reasons": markdown_table(reasons) if frame.height else "(empty)"},
+    )

@@ -1,1 +1,0 @@
-"""Training the distilled System 1 (TRL SFT, LoRA by default)."""
