@@ -18,7 +18,7 @@ from s2d_assets.core.fingerprint import content_hash
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # Fields that change throughput only; everything else is part of what is generated.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})

@@ -8,7 +8,6 @@ fingerprint of exactly the part of this spec that shapes its output.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,19 +16,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from s2d_assets.config.coconut import CoconutSpec
 from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
+from s2d_assets.config.validation import (
+    DEFAULT_LIMITS,
+    NAME_PATTERN,
+    NAME_RULE,
+    cron_problem,
+    limit_problems,
+    load_yaml,
+    read_utf8,
+    yaml_error_line,
+)
+from s2d_assets.core.errors import UserError, one_line
 from s2d_assets.core.fingerprint import content_hash
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPERIMENT = PROJECT_ROOT / "experiments" / "default.yaml"
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError):
     """A malformed experiment file; the message names the file and the field."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSpec(Strict):
@@ -181,7 +190,9 @@ class MethodSpec(Strict):
     ]
     exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
-    max_new_tokens: dict[str, int] = Field(default_factory=dict, description="step name -> budget override")
+    max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="step name -> budget override"
+    )
     curation: CurationSpec | None = None
 
 
@@ -212,9 +223,29 @@ class ScheduleSpec(Strict):
     refresh_cron: str = Field("0 3 * * *", description="when the scheduled refresh job looks for stale assets")
     inbox_poll_seconds: int = Field(30, ge=5, description="how often the inbox sensor looks for new input files")
 
+    @field_validator("refresh_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a cron string Dagster accepts: {problem}")
+        return value
+
+
+class LimitsSpec(Strict):
+    """Raised upper bounds on sizes (the defaults are in ``validation.DEFAULT_LIMITS``)."""
+
+    n_samples: int | None = Field(None, ge=1)
+    train_size: int | None = Field(None, ge=1)
+    eval_size: int | None = Field(None, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    max_length: int | None = Field(None, ge=1)
+
 
 class Experiment(Strict):
-    name: str
+    name: str = Field(description=f"a slug: {NAME_RULE}")
     seed: int = 0
     n_samples: int = Field(8, ge=1, description="System 2 samples per input for self-consistency")
     model: ModelSpec = ModelSpec()
@@ -228,14 +259,29 @@ class Experiment(Strict):
     checks: ChecksSpec = ChecksSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     coconut: CoconutSpec | None = Field(None, description="continuous-thought System 1 (Coconut); off when absent")
+    limits: LimitsSpec = Field(LimitsSpec(), description=f"raise the size limits {DEFAULT_LIMITS} explicitly")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"name {value!r} is not a slug ({NAME_RULE})")
+        return value
 
     @field_validator("tasks", "methods")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
             if not NAME_PATTERN.match(key):
-                raise ValueError(f"name {key!r} must match {NAME_PATTERN.pattern}")
+                raise ValueError(f"name {key!r} is not a slug ({NAME_RULE})")
         return value
+
+    @model_validator(mode="after")
+    def _sizes_within_limits(self) -> Experiment:
+        problems = limit_problems(self.model_dump(mode="json"), self.limits.model_dump())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _something_to_run(self) -> Experiment:
@@ -261,6 +307,10 @@ class Experiment(Strict):
                         f"methods.{name}.{field}: unknown step(s) {sorted(unknown)}; "
                         f"{spec.kind} has steps {sorted(steps)}"
                     )
+            for step, template in spec.prompts.items():
+                problems = method_definition(spec.kind).template_problems(step, template)
+                if problems:
+                    raise ValueError(f"methods.{name}.prompts.{step}: " + "; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -285,11 +335,13 @@ class Experiment(Strict):
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid experiment file"]
+    """One line: the file, then each problem as ``field: message`` (a model check names its fields itself)."""
+    problems = []
     for item in error.errors():
-        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
-        lines.append(f"  {loc}: {item['msg']}")
-    return "\n".join(lines)
+        loc = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{loc}: {message}" if loc else message)
+    return one_line(f"{path}: invalid experiment file: " + "; ".join(problems))
 
 
 def parse_experiment(data: Any, source: Path | str = "<experiment>") -> Experiment:
@@ -313,7 +365,12 @@ def load_experiment(path: Path | str | None = None) -> Experiment:
     if not resolved.is_file():
         raise ExperimentError(f"{resolved}: experiment file not found")
     try:
-        data = yaml.safe_load(resolved.read_text())
+        data = load_yaml(read_utf8(resolved))
+    except UnicodeDecodeError as error:
+        raise ExperimentError(
+            f"{resolved}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
+            "save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as error:
-        raise ExperimentError(f"{resolved}: not valid YAML: {error}") from None
+        raise ExperimentError(f"{resolved}: not valid YAML: {yaml_error_line(error)}") from None
     return parse_experiment(data, resolved)

@@ -111,6 +111,60 @@ class MethodDefinition:
             seen.add(step.name)
             seen.update(step.provides if isinstance(step, Compute) else (step.parse.provides if step.parse else ()))
 
+    def template_problems(self, step_name: str, template: str) -> list[str]:
+        """Why ``template`` cannot replace step ``step_name``'s prompt (empty when it can).
+
+        It may use the fields the step sees (``{question}``, the slots, earlier steps and their
+        parsed fields, ``{item}``/``{item_number}`` in a fan-out step), and must keep the ones that
+        carry the input: ``{question}`` when the shipped template uses it, else every field the
+        shipped template takes from the input (e.g. S2A's ``{context}`` and ``{query}``).
+        """
+        seen = {"question", *self.slots}
+        llm_steps: set[str] = set()
+        for step in self.steps:
+            if step.name == step_name:
+                break
+            seen.add(step.name)
+            if isinstance(step, Compute):
+                seen.update(step.provides)
+            else:
+                llm_steps.add(step.name)
+                seen.update(step.parse.provides if step.parse else ())
+        else:
+            return [f"method {self.kind} has no step {step_name!r}"]
+        if not isinstance(step, Step):
+            return [f"step {step_name!r} of {self.kind} makes no LLM call and has no prompt"]
+        allowed = seen | (FAN_OUT_FIELDS if step.for_each else set())
+        default = step.fields()
+        required = {"question"} if "question" in default else default - llm_steps - set(self.slots)
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as error:
+            return [f"broken placeholder: {error} (write a literal brace as {{{{ or }}}})"]
+        used = set()
+        problems = []
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if not name or name.isdigit():
+                problems.append(f"positional placeholder {{{name}}}; name the field, e.g. {{question}}")
+            elif conversion or spec:
+                problems.append(f"placeholder {{{name}}} takes no conversion or format spec")
+            used.add(name)
+        unknown = used - allowed - {""} - {n for n in used if n.isdigit()}
+        if unknown:
+            problems.append(
+                f"unknown placeholder(s) {', '.join('{' + n + '}' for n in sorted(unknown))}; "
+                f"this step can use {', '.join('{' + n + '}' for n in sorted(allowed))}"
+            )
+        missing = required - used
+        if missing:
+            problems.append(
+                f"the prompt must contain {', '.join('{' + n + '}' for n in sorted(missing))}, "
+                "which carries the input; without it the model never sees the question"
+            )
+        return problems
+
     @property
     def prompt_steps(self) -> tuple[Step, ...]:
         """The LLM steps, whose prompts and budgets an experiment may override."""
