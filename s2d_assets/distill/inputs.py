@@ -10,25 +10,29 @@ import polars as pl
 from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
-from s2d_assets.tasks.base import prompt_meta
-from s2d_assets.tasks.inbox import inbox_files, read_inbox_file
+from s2d_assets.tasks.base import TaskInput, prompt_meta
+from s2d_assets.tasks.inbox import combine_inputs, inbox_files, read_inbox_rows
+
+
+def check_inputs(ctx: StageContext, task_name: str) -> tuple[list[TaskInput], int]:
+    """The task's inputs plus its inbox arrivals, validated whole (a ``UserError`` names file and row).
+
+    Nothing is written: ``s2d run`` and ``s2d refresh`` call this for every task before a run starts,
+    and ``write_inputs`` before its single write. Returns the inputs and the number of inbox rows.
+    """
+    task = ctx.task(task_name)
+    generated = task.build_inputs()
+    arrived = [
+        pair
+        for path in inbox_files(ctx.paths.inbox / task_name)
+        for pair in read_inbox_rows(path, task.kind, partial(prompt_meta, task))
+    ]
+    # Ids never reused, each question in one split only (the no_eval_leakage check verifies it again).
+    return combine_inputs(generated, arrived), len(arrived)
 
 
 def write_inputs(ctx: StageContext, task_name: str) -> StageResult:
-    task = ctx.task(task_name)
-    generated = task.build_inputs()
-    # Inbox files are validated whole before anything is written (an InboxError names file and row).
-    arrived = [
-        item
-        for path in inbox_files(ctx.paths.inbox / task_name)
-        for item in read_inbox_file(path, task.kind, partial(prompt_meta, task))
-    ]
-    seen: set[str] = set()
-    inputs = []
-    for item in generated + arrived:
-        if item.input_id not in seen:
-            seen.add(item.input_id)
-            inputs.append(item)
+    inputs, arrived = check_inputs(ctx, task_name)
     frame = pl.DataFrame(
         {
             "task": [task_name] * len(inputs),
@@ -43,6 +47,6 @@ def write_inputs(ctx: StageContext, task_name: str) -> StageResult:
     counts = frame.group_by("split").len().sort("split")
     return StageResult(
         data_version=rows_hash(frame.sort("input_id").rows()),
-        metadata={"rows": frame.height, "inbox_rows": len(arrived), **{f"{s}_rows": n for s, n in counts.rows()}},
+        metadata={"rows": frame.height, "inbox_rows": arrived, **{f"{s}_rows": n for s, n in counts.rows()}},
         markdown={"preview": markdown_table(frame.select("split", "input_id", "prompt", "reference").head(5))},
     )

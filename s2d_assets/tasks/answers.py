@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 
@@ -53,6 +54,8 @@ def canonical_number(value: str) -> str | None:
     try:
         number = float(cleaned)
     except ValueError:
+        return None
+    if not math.isfinite(number):  # NaN and infinities can never be scored
         return None
     return str(int(number)) if number.is_integer() else f"{number:g}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +19,11 @@ class TaskInput:
     prompt: str
     reference: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def normalize_prompt(prompt: str) -> str:
+    """A prompt as compared for duplicates and eval leakage: NFKC, case-folded, whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", prompt).casefold().split())
 
 
 def input_id(task_kind: str, prompt: str) -> str:

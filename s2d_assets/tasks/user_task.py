@@ -14,7 +14,7 @@ from typing import Any
 from s2d_assets.config.experiment import UserTaskSpec
 from s2d_assets.tasks.answers import canonical_number, normalize_text, options, parse_choice, parse_number, short_answer
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
-from s2d_assets.tasks.user_files import TaskFileError, read_rows, require_text, resolve_path
+from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class UserTask:
             value = canonical_number(answer)
             if value is None:
                 raise TaskFileError(
-                    f"{path}: row {number}: field {self.spec.answer_field!r} is not a number: {answer!r}"
+                    f"{path}: row {number}: field {self.spec.answer_field!r} is not a finite number: {answer!r}"
                 )
             return value
         if kind == "choice":
@@ -47,11 +47,13 @@ class UserTask:
         items = []
         for number, row in rows:
             question = str(row[self.spec.question_field])
-            items.append((question, self._check(path, number, question, str(row[self.spec.answer_field]))))
-        unique = list(dict(items).items())
+            items.append((number, question, self._check(path, number, question, str(row[self.spec.answer_field]))))
+        unique = [(question, answer) for _, question, answer in check_conflicts(path, items)]
         wanted = self.spec.train_size + self.spec.eval_size
         if len(unique) < wanted:
-            raise ValueError(f"task user: {path} has {len(unique)} distinct questions, {wanted} asked for")
+            raise TaskFileError(
+                f"{path}: {len(unique)} distinct questions, train_size + eval_size = {wanted} asked for"
+            )
         random.Random(self.spec.seed).shuffle(unique)
         return [
             TaskInput(
