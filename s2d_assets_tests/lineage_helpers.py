@@ -16,6 +16,11 @@ from s2d_assets.defs.refresh import stale_closure, stale_or_missing, stale_reaso
 from s2d_assets_tests.conftest import write_experiment
 
 
+def short(key: AssetKey) -> str:
+    """An asset key without its experiment prefix, e.g. ``coin_flip/raw_inputs``."""
+    return "/".join(key.path[1:])
+
+
 class Project:
     """An experiment file that tests edit, one state folder and one Dagster instance."""
 
@@ -32,11 +37,11 @@ class Project:
 
     def stale(self) -> set[str]:
         graph = self.defs().resolve_asset_graph()
-        return {key.to_user_string() for key in stale_or_missing(self.instance, graph)}
+        return {short(key) for key in stale_or_missing(self.instance, graph)}
 
     def reasons(self) -> dict[str, list[str]]:
         graph = self.defs().resolve_asset_graph()
-        return {key.to_user_string(): why for key, why in stale_reasons(self.instance, graph).items()}
+        return {short(key): why for key, why in stale_reasons(self.instance, graph).items()}
 
     def closure(self) -> list[AssetKey]:
         return stale_closure(self.instance, self.defs().resolve_asset_graph())
@@ -50,13 +55,13 @@ class Project:
 
     def materialization_counts(self) -> dict[str, int]:
         return {
-            key.to_user_string(): len(self.instance.fetch_materializations(key, limit=1000).records)
+            short(key): len(self.instance.fetch_materializations(key, limit=1000).records)
             for key in self.defs().resolve_asset_graph().materializable_asset_keys
         }
 
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.paths.warehouse)
+        return Warehouse(self.paths.warehouse, experiment=self.data["name"])
 
     def cache_size(self) -> int:
         return self.warehouse.count("llm_cache")

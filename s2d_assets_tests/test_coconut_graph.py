@@ -28,7 +28,7 @@ def coconut_data(**overrides: Any) -> dict[str, Any]:
 
 
 def keys(defs) -> set[str]:  # type: ignore[no-untyped-def]
-    return {"/".join(k.path) for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    return {"/".join(k.path[1:]) for k in defs.resolve_asset_graph().get_all_asset_keys()}
 
 
 def test_default_experiment_has_no_coconut_assets(tmp_path: Path) -> None:
@@ -54,9 +54,9 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
     graph = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
 
     def parents(key: str) -> set[str]:
-        return {"/".join(k.path) for k in graph.get(AssetKey(key.split("/"))).parent_keys}
+        return {"/".join(k.path[1:]) for k in graph.get(AssetKey(["coconut_tiny", *key.split("/")])).parent_keys}
 
-    assert "base_model" not in {"/".join(k.path) for k in graph.get_all_asset_keys()}  # scratch model only
+    assert "base_model" not in {"/".join(k.path[1:]) for k in graph.get_all_asset_keys()}  # scratch model only
     assert parents("prosqa/coconut/init_model") == {"prosqa/coconut/raw_inputs"}
     assert parents("prosqa/coconut/stage_0") == {"prosqa/coconut/init_model", "prosqa/coconut/raw_inputs"}
     assert parents("prosqa/coconut/stage_2") == {"prosqa/coconut/stage_1", "prosqa/coconut/raw_inputs"}
@@ -71,7 +71,7 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
     data["coconut"]["max_new_tokens"] = 20
     after = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
     changed = {
-        "/".join(k.path) for k in graph.get_all_asset_keys() if graph.get(k).code_version != after.get(k).code_version
+        "/".join(k.path[1:]) for k in graph.get_all_asset_keys() if graph.get(k).code_version != after.get(k).code_version
     }
     assert changed == {"prosqa/coconut/evaluation"}
 

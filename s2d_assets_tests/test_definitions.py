@@ -12,8 +12,11 @@ from s2d_assets.defs.definitions import build_definitions
 from s2d_assets_tests.conftest import tiny_experiment_data
 
 
+EXPERIMENT = "default"  # the shipped default experiment's name: every asset key starts with it
+
+
 def key(path: str) -> AssetKey:
-    return AssetKey(path.split("/"))
+    return AssetKey([EXPERIMENT, *path.split("/")])
 
 
 EXPECTED_DEPS = {
@@ -45,7 +48,7 @@ def graph(data: dict, tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> None:
     experiment = load_experiment(DEFAULT_EXPERIMENT)
     asset_graph = build_definitions(experiment, DEFAULT_EXPERIMENT, StatePaths(tmp_path)).resolve_asset_graph()
-    keys = {"/".join(k.path) for k in asset_graph.get_all_asset_keys()}
+    keys = {"/".join(k.path[1:]) for k in asset_graph.get_all_asset_keys()}
     per_task = {"raw_inputs", "perturbed_inputs", "s1_generations"}
     per_method = {"s2_generations", "curated_pool", "distillation_set", "s1_checkpoint", "evaluation"}
     expected = {"base_model"}
@@ -58,12 +61,12 @@ def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> No
     assert sql_keys == {f"analytics/{name}" for name in SQL_MODELS}
     evaluations = {f"{t}/{m}/evaluation" for t in experiment.tasks for m in experiment.methods}
     pools = {f"{t}/{m}/curated_pool" for t in experiment.tasks for m in experiment.methods}
-    parents = {k: {"/".join(p.path) for p in asset_graph.get(key(k)).parent_keys} for k in sql_keys}
+    parents = {k: {"/".join(p.path[1:]) for p in asset_graph.get(key(k)).parent_keys} for k in sql_keys}
     assert parents["analytics/pool_summary"] == pools
     assert parents["analytics/method_comparison"] == evaluations | {"analytics/pool_summary"}
     assert parents["analytics/token_cost"] == evaluations
     for path, deps in EXPECTED_DEPS.items():
-        assert {"/".join(k.path) for k in asset_graph.get(key(path)).parent_keys} == deps, path
+        assert {"/".join(k.path[1:]) for k in asset_graph.get(key(path)).parent_keys} == deps, path
     assert asset_graph.get(key("coin_flip/rar_2step/curated_pool")).group_name == "coin_flip"
 
 
@@ -74,7 +77,7 @@ def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:
     data["methods"]["rar_2step"]["curation"] = {"min_agreement": 0.75}
     after = graph(data, tmp_path)
     changed = {
-        "/".join(k.path) for k in before.get_all_asset_keys() if before.get(k).code_version != after.get(k).code_version
+        "/".join(k.path[1:]) for k in before.get_all_asset_keys() if before.get(k).code_version != after.get(k).code_version
     }
     assert changed == {
         "last_letter/rar_1step/s2_generations",

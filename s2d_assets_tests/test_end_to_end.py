@@ -19,7 +19,7 @@ def test_materialize_whole_graph(tiny_model_dir: Path, tmp_path: Path) -> None:
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(parse_experiment(data, path), path, paths)
     assets = list(defs.resolve_asset_graph().get_all_asset_keys())
-    assert AssetKey(["coin_flip", "rar_2step", "evaluation"]) in assets
+    assert AssetKey(["tiny", "coin_flip", "rar_2step", "evaluation"]) in assets
     with DagsterInstance.ephemeral() as instance:
         result = materialize(defs.assets, resources=defs.resources, instance=instance)  # type: ignore[arg-type]
         assert result.success

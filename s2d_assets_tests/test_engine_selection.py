@@ -13,12 +13,9 @@ from s2d_assets.config.experiment import ExperimentError, parse_experiment
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.defs.definitions import build_definitions
 from s2d_assets.engines import build_engine
-from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.vllm_engine import (
     EngineUnavailable,
-    engine_args,
     lora_args,
-    plan_chat,
     require_vllm_and_gpu,
 )
 from s2d_assets_tests.conftest import tiny_experiment_data
@@ -30,7 +27,7 @@ VLLM = {"kind": "vllm", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.8
 def code_versions(data: dict[str, Any], tmp_path: Path) -> dict[str, str | None]:
     path = tmp_path / "e.yaml"
     graph = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
-    return {"/".join(k.path): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+    return {"/".join(k.path[1:]): graph.get(k).code_version for k in graph.get_all_asset_keys()}
 
 
 GENERATION_ASSETS = {
@@ -79,42 +76,6 @@ def test_transformers_producer_keeps_existing_cache_keys() -> None:
     assert OpenAICompatEngineSpec(**OPENAI).producer != OpenAICompatEngineSpec(**{**OPENAI, "model": "x"}).producer
 
 
-def test_vllm_request_mapping() -> None:
-    spec = VLLMEngineSpec(**VLLM, max_model_len=4096)
-    args = engine_args(spec, "meta-llama/Llama-2-70b-chat-hf", seed=3)
-    assert args.as_kwargs() == {
-        "model": "meta-llama/Llama-2-70b-chat-hf",
-        "dtype": "auto",
-        "tensor_parallel_size": 2,
-        "gpu_memory_utilization": 0.85,
-        "enable_prefix_caching": True,
-        "enable_lora": False,
-        "max_lora_rank": 64,
-        "seed": 3,
-        "max_model_len": 4096,
-    }
-    sampled = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=96)
-    greedy = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=32)
-    requests = [
-        GenerationRequest.user("q1", sampled, sample_idx=0, seed=11),
-        GenerationRequest.user("q2", greedy),
-        GenerationRequest.user("q1", sampled, sample_idx=1, seed=12),
-        GenerationRequest(messages=(("system", "Be brief."), ("user", "q1")), params=sampled, seed=13),
-    ]
-    plan = plan_chat(requests)
-    assert plan.conversations == [
-        [{"role": "user", "content": "q1"}],
-        [{"role": "user", "content": "q2"}],
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q1"}],
-    ]
-    assert plan.rows == [[0, 2], [1], [3]]
-    assert [s.as_kwargs() for s in plan.sampling] == [
-        {"n": 2, "seed": 11, "temperature": 0.7, "top_p": 0.9, "max_tokens": 96},
-        {"n": 1, "seed": 0, "temperature": 0.0, "top_p": 1.0, "max_tokens": 32},
-        {"n": 1, "seed": 13, "temperature": 0.7, "top_p": 0.9, "max_tokens": 96},
-    ]
-
-
 def test_vllm_lora_request_is_stable_per_checkpoint(tmp_path: Path) -> None:
     first = lora_args(tmp_path / "ckpt", "a1b2c3d4e5f6")
     assert first == lora_args(tmp_path / "ckpt", "a1b2c3d4e5f6")
@@ -124,7 +85,7 @@ def test_vllm_lora_request_is_stable_per_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 def test_vllm_refuses_clearly_without_vllm(tmp_path: Path) -> None:
-    with pytest.raises(EngineUnavailable, match=r"needs vLLM.*pip install -e '\.\[vllm\]'"):
+    with pytest.raises(EngineUnavailable, match=r"needs vLLM.*pip install -e '\.\[gpu\]'"):
         require_vllm_and_gpu()
     with pytest.raises(EngineUnavailable, match="needs vLLM"):
         build_engine(VLLMEngineSpec(kind="vllm"), Path("meta-llama/Llama-2-7b-chat-hf"), "f")

@@ -52,7 +52,7 @@ def test_mt_bench_pairs_then_bsm_generations(tiny_model_dir: Path, tmp_path: Pat
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(pipeline.experiment, tmp_path / "judge.yaml", paths)
     graph = defs.resolve_asset_graph()
-    assert AssetKey("base_model") in graph.get(AssetKey(["judging", "raw_inputs"])).parent_keys
+    assert AssetKey(["judge", "base_model"]) in graph.get(AssetKey(["judge", "judging", "raw_inputs"])).parent_keys
 
 
 def test_usc_curation_keeps_the_selected_free_form_sample(tiny_model_dir: Path, tmp_path: Path) -> None:

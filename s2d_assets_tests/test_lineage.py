@@ -10,7 +10,7 @@ import pytest
 from dagster import DagsterInstance
 
 from s2d_assets_tests.conftest import tiny_experiment_data
-from s2d_assets_tests.lineage_helpers import Project
+from s2d_assets_tests.lineage_helpers import Project, short
 
 METHOD_STAGES = ("s2_generations", "curated_pool", "distillation_set", "s1_checkpoint", "evaluation")
 TASKS = ("last_letter", "coin_flip")
@@ -18,7 +18,7 @@ TASKS = ("last_letter", "coin_flip")
 
 def python_stages(keys: object) -> set[str]:
     """The per-task stage assets (SQL models over the warehouse sit downstream of them too)."""
-    names = {key if isinstance(key, str) else key.to_user_string() for key in keys}  # type: ignore[attr-defined]
+    names = {key if isinstance(key, str) else short(key) for key in keys}  # type: ignore[attr-defined]
     return {name for name in names if name.split("/")[0] in TASKS}
 
 
@@ -89,7 +89,7 @@ def test_identical_upstream_data_does_not_ripple_downstream(project: Project) ->
     # Re-materialising the raw inputs produces the same rows, hence the same data version.
     from dagster import AssetKey
 
-    assert project.run([AssetKey(["coin_flip", "raw_inputs"])])
+    assert project.run([AssetKey(["tiny", "coin_flip", "raw_inputs"])])
     assert project.stale() == set(), project.reasons()
 
 
@@ -117,7 +117,7 @@ def test_new_inbox_file_refreshes_that_task_and_costs_calls_only_for_new_inputs(
     cache_before = project.warehouse.query("SELECT cache_key FROM llm_cache")["cache_key"].to_list()
 
     request, cursor = inbox_sensor_tick(project)
-    selected = {key.to_user_string() for key in request.asset_selection}
+    selected = {short(key) for key in request.asset_selection}
     assert "coin_flip/raw_inputs" in selected and "coin_flip/rar_2step/evaluation" in selected
     assert not any(key.startswith("last_letter/") for key in selected)
     assert project.run(list(request.asset_selection))
@@ -149,7 +149,7 @@ def test_failing_blocking_check_prevents_the_checkpoint(project: Project) -> Non
     project.data["checks"] = {"min_pool_size": 10_000}
     checkpoint = "coin_flip/rar_1step/s1_checkpoint"
     before = project.materialization_counts()
-    selection = [AssetKey(["coin_flip", "rar_1step", stage]) for stage in METHOD_STAGES[2:]]
+    selection = [AssetKey(["tiny", "coin_flip", "rar_1step", stage]) for stage in METHOD_STAGES[2:]]
     assert not project.run(selection)  # the run reports the failed check
     after = project.materialization_counts()
     assert after["coin_flip/rar_1step/distillation_set"] == before["coin_flip/rar_1step/distillation_set"] + 1
@@ -169,8 +169,8 @@ from s2d_assets.core.paths import StatePaths
 root, task = Path(sys.argv[1]), sys.argv[2]
 path = root / "experiment.yaml"
 defs = build_definitions(load_experiment(path), path, StatePaths(root / "state"))
-keys = [AssetKey([task, s]) for s in ("raw_inputs", "perturbed_inputs")] + [
-    AssetKey([task, m, s]) for m in ("rar_1step", "rar_2step") for s in ("s2_generations", "curated_pool")]
+keys = [AssetKey(["tiny", task, s]) for s in ("raw_inputs", "perturbed_inputs")] + [
+    AssetKey(["tiny", task, m, s]) for m in ("rar_1step", "rar_2step") for s in ("s2_generations", "curated_pool")]
 with DagsterInstance.from_config(str(root / "dagster_home")) as instance:
     job = defs.resolve_job_def(REFRESH)
     result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)

@@ -17,7 +17,10 @@ from s2d_assets.sql.models import load_models
 
 
 def test_dagster_asset_list_shows_every_sql_model(tmp_path: Path) -> None:
-    expected = {resolved.model.relation.replace(".", "/") for resolved in load_models(SQL_FOLDER, WAREHOUSE_TABLES)}
+    # every key carries the experiment it belongs to (the default experiment is named "default")
+    expected = {
+        "default/" + resolved.model.relation.replace(".", "/") for resolved in load_models(SQL_FOLDER, WAREHOUSE_TABLES)
+    }
     assert len(expected) >= 5
     module = (PROJECT_ROOT / "workspace.yaml").read_text().split("module_name:")[1].split()[0]
     dagster = Path(sys.executable).with_name("dagster")
@@ -34,4 +37,4 @@ def test_dagster_asset_list_shows_every_sql_model(tmp_path: Path) -> None:
         check=True,
     ).stdout.split()
     assert expected <= set(listed)
-    assert "base_model" in listed
+    assert "default/base_model" in listed

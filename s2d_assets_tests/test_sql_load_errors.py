@@ -32,7 +32,7 @@ def test_good_models_load(tmp_path: Path) -> None:
     folder = tmp_path / "sql"
     write(folder, "kept.sql", "SELECT * FROM curated_pool WHERE kept")
     write(folder, "reports/kept_count.sql", "SELECT count(*) AS n FROM main.kept")
-    keys = {k.to_user_string() for k in load(tmp_path, folder).resolve_asset_graph().get_all_asset_keys()}
+    keys = {"/".join(k.path[1:]) for k in load(tmp_path, folder).resolve_asset_graph().get_all_asset_keys()}
     assert {"main/kept", "reports/kept_count"} <= keys
 
 

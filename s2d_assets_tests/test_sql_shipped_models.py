@@ -80,7 +80,7 @@ def fixture_warehouse(path: Path) -> Warehouse:
         ):
             frame = pl.DataFrame(rows, infer_schema_length=None)
             con.register("incoming", frame)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT 'fixture' AS experiment, * FROM incoming")
             con.unregister("incoming")
     return warehouse
 

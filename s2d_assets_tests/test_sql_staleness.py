@@ -78,7 +78,7 @@ class Project:
             asset_graph=graph,
         )
         resolver = CachingStaleStatusResolver(instance=self.instance, asset_graph=graph, loading_context=view)
-        return {key.to_user_string(): resolver.get_status(key) for key in graph.get_all_asset_keys()}
+        return {"/".join(key.path[1:]): resolver.get_status(key) for key in graph.get_all_asset_keys()}
 
     def stale(self) -> set[str]:
         return {key for key, status in self.status().items() if status != StaleStatus.FRESH}
@@ -109,7 +109,7 @@ def test_editing_one_model_makes_only_it_and_its_sql_dependents_stale(tmp_path: 
             "reports/kept_share",
         }
 
-        project.materialize([AssetKey(key.split("/")) for key in sorted(project.stale())])
+        project.materialize([AssetKey(["tiny", *key.split("/")]) for key in sorted(project.stale())])
         assert project.stale() == set()
 
         # A leaf model's edit touches that model only.

@@ -35,7 +35,10 @@ def test_its_graph_materialises_end_to_end_with_the_tiny_model(tiny_model_dir: P
     path = write_experiment(tmp_path / "syco.yaml", data)
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(parse_experiment(data, path), path, paths)
-    assert AssetKey(["sycophancy", "s2a", "evaluation"]) in defs.resolve_asset_graph().get_all_asset_keys()
+    assert (
+        AssetKey(["sycophancy_s2a", "sycophancy", "s2a", "evaluation"])
+        in defs.resolve_asset_graph().get_all_asset_keys()
+    )
     with DagsterInstance.ephemeral() as instance:
         result = materialize(defs.assets, resources=defs.resources, instance=instance)  # type: ignore[arg-type]
         assert result.success

@@ -141,10 +141,6 @@ def test_check_experiment_refuses_hot_temperatures_and_big_ranks() -> None:
     engine_config.TransformersEngineSpec().check_experiment({"sampling.temperature": 5.0}, {"training.lora_r": 999})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs config/experiment.py to call self.engine.check_experiment(...) in a model validator",
-)
 def test_temperature_above_2_is_refused_at_experiment_load_for_vllm(tmp_path: Path) -> None:
     data = tiny_experiment_data(tmp_path, engine={"kind": "vllm"}, sampling={"temperature": 2.5, "top_p": 0.95})
     with pytest.raises(ExperimentError, match="vLLM accepts temperatures"):

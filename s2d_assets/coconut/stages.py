@@ -67,7 +67,7 @@ class CoconutPipeline:
 
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.paths.warehouse)
+        return Warehouse(self.paths.warehouse, experiment=self.experiment.name)
 
     def root(self, name: str) -> Path:
         return self.paths.checkpoint(self.experiment.name, self.task, METHOD, name)
@@ -130,8 +130,9 @@ class CoconutPipeline:
 
     def records(self, split: str) -> list[dict[str, Any]]:
         frame = self.warehouse.query(
-            "SELECT input_id, prompt, reference, meta FROM inputs WHERE task = ? AND split = ? ORDER BY input_id",
-            [self.task, split],
+            "SELECT input_id, prompt, reference, meta FROM inputs WHERE experiment = ? AND task = ? AND split = ? "
+            "ORDER BY input_id",
+            [self.experiment.name, self.task, split],
         )
         if frame.height == 0:
             raise RuntimeError(f"{self.task}: no {split} rows in the warehouse; materialise the coconut data first")

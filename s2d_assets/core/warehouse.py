@@ -2,46 +2,51 @@
 
 DuckDB allows one writing process per file. Every write here opens a connection, writes in
 one transaction and closes, so heavy compute never holds the file and a failed write leaves
-the warehouse as it was.
+the warehouse as it was. After each committed write the file is copied to the read snapshot
+(``warehouse.read.duckdb``, see ``core/snapshot.py``), which is what readers open.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from s2d_assets.core import snapshot
+from s2d_assets.core.errors import StateError, one_line
+from s2d_assets.core.faults import fault_point
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inputs (
-    task VARCHAR NOT NULL, split VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, split VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
     prompt VARCHAR NOT NULL, reference VARCHAR, meta JSON,
-    PRIMARY KEY (task, input_id)
+    PRIMARY KEY (experiment, task, input_id)
 );
 CREATE TABLE IF NOT EXISTS perturbed_inputs (
-    task VARCHAR NOT NULL, input_id VARCHAR NOT NULL, variant_id INTEGER NOT NULL,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, input_id VARCHAR NOT NULL, variant_id INTEGER NOT NULL,
     prompt VARCHAR NOT NULL, answer_map JSON,
-    PRIMARY KEY (task, input_id, variant_id)
+    PRIMARY KEY (experiment, task, input_id, variant_id)
 );
 CREATE TABLE IF NOT EXISTS generations (
-    task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL, split VARCHAR NOT NULL,
-    input_id VARCHAR NOT NULL, variant_id INTEGER NOT NULL, sample_idx INTEGER NOT NULL,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
+    split VARCHAR NOT NULL, input_id VARCHAR NOT NULL, variant_id INTEGER NOT NULL, sample_idx INTEGER NOT NULL,
     steps JSON, output VARCHAR, answer VARCHAR,
     prompt_tokens INTEGER, completion_tokens INTEGER, seconds DOUBLE, cache_key VARCHAR
 );
 CREATE TABLE IF NOT EXISTS curated_pool (
-    task VARCHAR NOT NULL, method VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
     answer VARCHAR, votes JSON, n_samples INTEGER, agreement DOUBLE,
     kept BOOLEAN NOT NULL, reason VARCHAR NOT NULL,
-    PRIMARY KEY (task, method, input_id)
+    PRIMARY KEY (experiment, task, method, input_id)
 );
 CREATE TABLE IF NOT EXISTS distillation_set (
-    task VARCHAR NOT NULL, method VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
     prompt VARCHAR NOT NULL, completion VARCHAR NOT NULL,
-    PRIMARY KEY (task, method, input_id)
+    PRIMARY KEY (experiment, task, method, input_id)
 );
 CREATE TABLE IF NOT EXISTS llm_cache (
     cache_key VARCHAR PRIMARY KEY, model VARCHAR NOT NULL, request JSON NOT NULL,
@@ -49,35 +54,82 @@ CREATE TABLE IF NOT EXISTS llm_cache (
     seconds DOUBLE, created_at TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS evaluations (
-    task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL, split VARCHAR NOT NULL,
-    n INTEGER, accuracy DOUBLE, mean_tokens DOUBLE, seconds_per_item DOUBLE,
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
+    split VARCHAR NOT NULL, n INTEGER, accuracy DOUBLE, mean_tokens DOUBLE, seconds_per_item DOUBLE,
     checkpoint VARCHAR, train_examples INTEGER,
-    PRIMARY KEY (task, method, system, split)
+    PRIMARY KEY (experiment, task, method, system, split)
 );
 """
+
+# Tables whose rows belong to one experiment (the generation cache is shared: it is keyed by content).
+EXPERIMENT_TABLES = ("inputs", "perturbed_inputs", "generations", "curated_pool", "distillation_set", "evaluations")
+# A warehouse written before tables carried the experiment: its rows are moved under this name.
+LEGACY_EXPERIMENT = "default"
 
 LOCK_RETRY_SECONDS = 120.0
 
 
 class Warehouse:
-    """A DuckDB file. Connections are short-lived; writes are whole transactions."""
+    """A DuckDB file. Connections are short-lived; writes are whole transactions.
 
-    def __init__(self, path: Path | str) -> None:
+    With ``experiment`` set, whole-stage writes and counts are scoped to that experiment's rows
+    (the ``experiment`` column of ``EXPERIMENT_TABLES``); queries name it themselves.
+    """
+
+    def __init__(self, path: Path | str, experiment: str | None = None) -> None:
         self.path = Path(path)
+        self.experiment = experiment
 
     def __repr__(self) -> str:
-        return f"Warehouse({str(self.path)!r})"
+        return f"Warehouse({str(self.path)!r}, experiment={self.experiment!r})"
+
+    def _scoped(self, table: str, where: dict[str, object]) -> dict[str, object]:
+        if table in EXPERIMENT_TABLES:
+            if self.experiment is None:
+                raise ValueError(f"writing {table} needs the experiment: use Warehouse(path, experiment=...)")
+            return {"experiment": self.experiment, **where}
+        return where
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        if read_only and not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: warehouse does not exist yet; materialise the assets first")
+        """A connection; a writable one holds the writer lock (``core/snapshot.py``) while open."""
+        if read_only:
+            if not self.path.exists():
+                raise StateError(f"{self.path}: the warehouse does not exist yet; run `s2d run` first")
+            with self._open(read_only=True) as con:
+                yield con
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with snapshot.writer_lock(self.path, LOCK_RETRY_SECONDS), self._open(read_only=False) as con:
+            yield con
+
+    @contextmanager
+    def _open(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._connect_with_retry(read_only)
         try:
             yield con
+        except duckdb.Error as error:
+            if _is_corrupt(error):
+                raise StateError(self._corrupt_message(error)) from error
+            raise
         finally:
             con.close()
+
+    def _corrupt_message(self, error: Exception) -> str:
+        return (
+            f"{self.path}: the warehouse file is damaged ({one_line(str(error))[:160]}); move it aside "
+            f"(mv {self.path} {self.path}.damaged) and run `s2d run` to rebuild it"
+        )
+
+    def read_snapshot(self) -> Path:
+        """The read snapshot's path, (re)published first when it is missing or older than the warehouse."""
+        if not self.path.exists():
+            raise StateError(f"{self.path}: the warehouse does not exist yet; run `s2d run` first")
+        if snapshot.is_stale(self.path):
+            with self.connect():  # replays any write-ahead log, checkpoints on close
+                if snapshot.is_stale(self.path):
+                    snapshot.mark_written(self.path)
+        return snapshot.snapshot_path(self.path)
 
     def _connect_with_retry(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         # Another process (a concurrent run, the sql command) may hold the file lock briefly.
@@ -87,9 +139,12 @@ class Warehouse:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 if not read_only:
+                    _migrate_legacy(con)
                     con.execute(SCHEMA)
                 return con
             except duckdb.IOException as error:
+                if _is_corrupt(error):
+                    raise StateError(self._corrupt_message(error)) from None
                 if "lock" not in str(error).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
@@ -106,6 +161,11 @@ class Warehouse:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+            # The whole write in the file the snapshot copies (if another connection of this process is
+            # mid-transaction this fails, and closing the last connection checkpoints instead).
+            with suppress(duckdb.Error):
+                con.execute("CHECKPOINT")
+            snapshot.mark_written(self.path)
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         with self.connect() as con:
@@ -119,6 +179,9 @@ class Warehouse:
         """Several ``replace_rows`` in one transaction: all of them land, or none does."""
         with self.transaction() as con:
             for table, where, frame in replacements:
+                where = self._scoped(table, where)
+                if "experiment" in where and frame.height:
+                    frame = frame.with_columns(pl.lit(where["experiment"]).alias("experiment"))
                 clause = " AND ".join(f"{column} = ?" for column in where)
                 con.execute(f"DELETE FROM {table} WHERE {clause}", list(where.values()))
                 if frame.height:
@@ -126,10 +189,45 @@ class Warehouse:
                     columns = ", ".join(frame.columns)
                     con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
                     con.unregister("incoming")
+            fault_point("warehouse:in_transaction")  # test hook: old rows deleted, new ones not committed
 
     def count(self, table: str, where: dict[str, object] | None = None) -> int:
-        where = where or {}
+        where = self._scoped(table, where or {}) if self.experiment else (where or {})
         clause = (" WHERE " + " AND ".join(f"{c} = ?" for c in where)) if where else ""
         with self.connect() as con:
             row = con.execute(f"SELECT count(*) FROM {table}{clause}", list(where.values())).fetchone()
         return int(row[0]) if row else 0
+
+
+def _is_corrupt(error: Exception) -> bool:
+    """DuckDB's errors for a file that is not (or no longer) a whole DuckDB database."""
+    text = str(error)
+    return any(
+        marker in text
+        for marker in ("not a valid DuckDB database file", "Could not read enough bytes", "Corrupt database file")
+    )
+
+
+def _migrate_legacy(con: duckdb.DuckDBPyConnection) -> None:
+    """Move a warehouse written before rows carried their experiment to the current schema, in one transaction."""
+    columns = con.execute(
+        "SELECT table_name, list(column_name) FROM information_schema.columns "
+        "WHERE table_schema = 'main' GROUP BY table_name"
+    ).fetchall()
+    legacy = [table for table, names in columns if table in EXPERIMENT_TABLES and "experiment" not in names]
+    if not legacy:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in legacy:
+            con.execute(f"ALTER TABLE {table} RENAME TO {table}_legacy")
+        con.execute(SCHEMA)
+        for table in legacy:
+            con.execute(
+                f"INSERT INTO {table} BY NAME SELECT '{LEGACY_EXPERIMENT}' AS experiment, * FROM {table}_legacy"
+            )
+            con.execute(f"DROP TABLE {table}_legacy")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

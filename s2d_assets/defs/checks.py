@@ -20,9 +20,9 @@ def pool_size(warehouse: Warehouse, task: str, method: str, minimum: int) -> Ass
 
 def eval_leakage(warehouse: Warehouse, task: str, method: str) -> AssetCheckResult:
     leaked = warehouse.query(
-        "SELECT d.input_id FROM distillation_set d JOIN inputs i USING (task, input_id) "
-        "WHERE d.task = ? AND d.method = ? AND i.split = ? ORDER BY d.input_id",
-        [task, method, EVAL],
+        "SELECT d.input_id FROM distillation_set d JOIN inputs i USING (experiment, task, input_id) "
+        "WHERE d.experiment = ? AND d.task = ? AND d.method = ? AND i.split = ? ORDER BY d.input_id",
+        [warehouse.experiment, task, method, EVAL],
     )["input_id"].to_list()
     return AssetCheckResult(
         passed=not leaked,
@@ -34,8 +34,8 @@ def eval_leakage(warehouse: Warehouse, task: str, method: str) -> AssetCheckResu
 def parse_rate(warehouse: Warehouse, task: str, method: str, minimum: float) -> AssetCheckResult:
     row = warehouse.query(
         "SELECT count(*) AS n, count(answer) AS parsed FROM generations "
-        "WHERE task = ? AND method = ? AND system = 'system2' AND split = 'train'",
-        [task, method],
+        "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system2' AND split = 'train'",
+        [warehouse.experiment, task, method],
     ).row(0, named=True)
     rate = row["parsed"] / row["n"] if row["n"] else 0.0
     return AssetCheckResult(
@@ -46,9 +46,9 @@ def parse_rate(warehouse: Warehouse, task: str, method: str, minimum: float) -> 
 
 def answer_distribution(warehouse: Warehouse, task: str, method: str, max_share: float) -> AssetCheckResult:
     counts = warehouse.query(
-        "SELECT answer, count(*) AS n FROM curated_pool WHERE task = ? AND method = ? AND kept "
+        "SELECT answer, count(*) AS n FROM curated_pool WHERE experiment = ? AND task = ? AND method = ? AND kept "
         "GROUP BY answer ORDER BY n DESC, answer",
-        [task, method],
+        [warehouse.experiment, task, method],
     )
     total = int(counts["n"].sum()) if counts.height else 0
     share = counts["n"][0] / total if total else 0.0
@@ -62,10 +62,10 @@ def answer_distribution(warehouse: Warehouse, task: str, method: str, max_share:
     )
 
 
-def pool_checks(task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
-    dataset = method_key(task, method, "distillation_set")
-    generations = method_key(task, method, "s2_generations")
-    pool = method_key(task, method, "curated_pool")
+def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
+    dataset = method_key(experiment, task, method, "distillation_set")
+    generations = method_key(experiment, task, method, "s2_generations")
+    pool = method_key(experiment, task, method, "curated_pool")
 
     @asset_check(asset=dataset, name="pool_size", blocking=True, description="Enough kept inputs to train on.")
     def check_pool_size(s2d: ResourceParam[StageContext]) -> AssetCheckResult:

@@ -5,8 +5,8 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, ResourceParam, asset
 
 from s2d_assets.coconut.stages import METHOD, CoconutPipeline, stage_name
-from s2d_assets.defs.common import WRITER_POOL, to_materialization
-from s2d_assets.defs.stage_assets import BASE_MODEL
+from s2d_assets.defs.common import WRITER_POOL, experiment_key, to_materialization
+from s2d_assets.defs.stage_assets import base_model_key
 from s2d_assets.distill.context import StageContext
 
 GROUP = "coconut"
@@ -25,7 +25,7 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
     spec, task = coconut.spec, coconut.task
 
     def key(name: str) -> AssetKey:
-        return AssetKey([task, METHOD, name])
+        return experiment_key(ctx.experiment.name, task, METHOD, name)
 
     data_key, init_key = key("raw_inputs"), key("init_model")
     uses_base = spec.model == "base"
@@ -42,7 +42,7 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
 
     @asset(
         key=init_key,
-        deps=[data_key, *([BASE_MODEL] if uses_base else [])],
+        deps=[data_key, *([base_model_key(ctx.experiment.name)] if uses_base else [])],
         group_name=GROUP,
         code_version=coconut.init_version(),
         description="The starting model with <bot>, <eot>, <latent>, <pause>: the base model, or a small Llama "

@@ -11,17 +11,23 @@ from s2d_assets.core.stage_result import StageResult
 WRITER_POOL = "duckdb_writer"
 
 
-def stage_key(task: str, method: str | None, stage: str) -> AssetKey:
-    """The one place asset keys of the paper's stages are built: ``<task>[/<method>]/<stage>``."""
-    return AssetKey([task, method, stage] if method else [task, stage])
+def experiment_key(experiment: str, *parts: str) -> AssetKey:
+    """The one place asset keys are built: every key starts with the experiment's name, so experiments
+    materialised into one Dagster instance keep separate histories."""
+    return AssetKey([experiment, *parts])
 
 
-def task_key(task: str, stage: str) -> AssetKey:
-    return stage_key(task, None, stage)
+def stage_key(experiment: str, task: str, method: str | None, stage: str) -> AssetKey:
+    """A stage of the paper: ``<experiment>/<task>[/<method>]/<stage>``."""
+    return experiment_key(experiment, *([task, method, stage] if method else [task, stage]))
 
 
-def method_key(task: str, method: str, stage: str) -> AssetKey:
-    return stage_key(task, method, stage)
+def task_key(experiment: str, task: str, stage: str) -> AssetKey:
+    return stage_key(experiment, task, None, stage)
+
+
+def method_key(experiment: str, task: str, method: str, stage: str) -> AssetKey:
+    return stage_key(experiment, task, method, stage)
 
 
 def to_materialization(result: StageResult, extra: dict[str, Any] | None = None) -> MaterializeResult:

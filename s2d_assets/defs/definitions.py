@@ -37,14 +37,14 @@ def build_definitions(
         check
         for task in experiment.tasks
         for method in experiment.methods
-        for check in pool_checks(task, method, experiment.checks)
+        for check in pool_checks(experiment.name, task, method, experiment.checks)
     ]
     if coconut is not None:
         from s2d_assets.defs.coconut import coconut_assets
 
         assets += coconut_assets(ctx)
     # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
-    assets += sql_model_assets(sql_folder, table_producers(key for a in assets for key in a.keys))
+    assets += sql_model_assets(experiment.name, sql_folder, table_producers(key for a in assets for key in a.keys))
     return Definitions(
         assets=assets,
         asset_checks=checks,

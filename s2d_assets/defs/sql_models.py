@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from s2d_assets.config.experiment import PROJECT_ROOT
-from s2d_assets.defs.common import WRITER_POOL
+from s2d_assets.defs.common import WRITER_POOL, experiment_key
 from s2d_assets.defs.resources import WarehouseResource
 from s2d_assets.defs.tables import WAREHOUSE_TABLES
 from s2d_assets.sql.models import ResolvedModel, build_model, load_models
@@ -27,27 +27,31 @@ SQL_FOLDER = PROJECT_ROOT / "dbt_like_sql"
 SQL_GROUP = "sql"
 
 
-def sql_model_key(relation: str) -> AssetKey:
-    return AssetKey(relation.split("."))
+def sql_model_key(experiment: str, relation: str) -> AssetKey:
+    return experiment_key(experiment, *relation.split("."))
 
 
-def sql_model_assets(folder: Path, producers: Mapping[str, Sequence[AssetKey]]) -> list[AssetsDefinition]:
+def sql_model_assets(
+    experiment: str, folder: Path, producers: Mapping[str, Sequence[AssetKey]]
+) -> list[AssetsDefinition]:
     """Every SQL model of ``folder``; ``producers`` maps each pipeline table to the assets that write it.
 
     A model may read any warehouse table; one that no asset of this experiment writes (the pools in
     an experiment without System 2 tasks) adds no upstream asset and reads as empty.
     """
     tables = set(producers) | WAREHOUSE_TABLES
-    return [_model_asset(resolved, producers) for resolved in load_models(folder, tables)]
+    return [_model_asset(experiment, resolved, producers) for resolved in load_models(folder, tables)]
 
 
-def _model_asset(resolved: ResolvedModel, producers: Mapping[str, Sequence[AssetKey]]) -> AssetsDefinition:
+def _model_asset(
+    experiment: str, resolved: ResolvedModel, producers: Mapping[str, Sequence[AssetKey]]
+) -> AssetsDefinition:
     model = resolved.model
-    deps = [sql_model_key(relation) for relation in resolved.models]
+    deps = [sql_model_key(experiment, relation) for relation in resolved.models]
     deps += [key for table in resolved.tables for key in producers.get(table, ())]
 
     @asset(
-        key=sql_model_key(model.relation),
+        key=sql_model_key(experiment, model.relation),
         deps=list(dict.fromkeys(deps)),
         group_name=SQL_GROUP,
         pool=WRITER_POOL,

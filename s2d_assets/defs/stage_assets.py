@@ -21,13 +21,16 @@ from dagster import (
 
 from s2d_assets import distill
 from s2d_assets.core.stage_result import StageResult
-from s2d_assets.defs.common import WRITER_POOL, stage_key, to_materialization
+from s2d_assets.defs.common import WRITER_POOL, experiment_key, stage_key, to_materialization
 from s2d_assets.distill import plan
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.report import accuracy_tokens_png, markdown_image
 
-BASE_MODEL = AssetKey("base_model")
 BASE = "base_model"  # an upstream name meaning the base model asset
+
+
+def base_model_key(experiment: str) -> AssetKey:
+    return experiment_key(experiment, BASE)
 
 # (context, task, method) -> code version / upstream names / the stage's result
 Version = Callable[[StageContext, str, str], str]
@@ -83,7 +86,8 @@ def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, meth
     checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / "current").resolve()
     result = distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
     rows = ctx.warehouse.query(
-        "SELECT system, accuracy, mean_tokens FROM evaluations WHERE task = ? AND method = ?", [task, method]
+        "SELECT system, accuracy, mean_tokens FROM evaluations WHERE experiment = ? AND task = ? AND method = ?",
+        [ctx.experiment.name, task, method],
     ).to_dicts()
     png = accuracy_tokens_png(rows, f"{task} / {method}")
     result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")
@@ -171,12 +175,14 @@ STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") -> AssetsDefinition:
     """The one asset of ``stage`` for (task, method)."""
 
+    experiment = ctx.experiment.name
+
     def upstream_key(name: str) -> AssetKey:
         if name == BASE:
-            return BASE_MODEL
-        return stage_key(task, method if STAGE_BY_NAME[name].per_method else None, name)
+            return base_model_key(experiment)
+        return stage_key(experiment, task, method if STAGE_BY_NAME[name].per_method else None, name)
 
-    key = stage_key(task, method if stage.per_method else None, stage.name)
+    key = stage_key(experiment, task, method if stage.per_method else None, stage.name)
     label = f"{task}/{method}" if stage.per_method else task
     metadata = {}
     if stage.name == "s1_checkpoint":  # the code versions handed to Dagster for the stages it was built from
@@ -201,7 +207,7 @@ def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") ->
 
 def base_model_asset(ctx: StageContext) -> AssetsDefinition:
     @asset(
-        key=BASE_MODEL,
+        key=base_model_key(ctx.experiment.name),
         group_name="models",
         code_version=plan.base_model_version(ctx.experiment),
         description="The base model as a Hugging Face directory (the embedded SmolLM2 comes from its package).",

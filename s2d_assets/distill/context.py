@@ -42,7 +42,7 @@ class StageContext:
 
     @cached_property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.paths.warehouse)
+        return Warehouse(self.paths.warehouse, experiment=self.experiment.name)
 
     def task(self, name: str) -> Task:
         if name not in self._tasks:
@@ -94,8 +94,9 @@ class StageContext:
     # -- warehouse reads and the generations table ----------------------------------------------
     def inputs(self, task_name: str, split: str) -> list[dict[str, Any]]:
         frame = self.warehouse.query(
-            "SELECT input_id, prompt, reference, meta FROM inputs WHERE task = ? AND split = ? ORDER BY input_id",
-            [task_name, split],
+            "SELECT input_id, prompt, reference, meta FROM inputs WHERE experiment = ? AND task = ? AND split = ? "
+            "ORDER BY input_id",
+            [self.experiment.name, task_name, split],
         )
         return [{**row, "meta": json.loads(row["meta"] or "{}")} for row in frame.iter_rows(named=True)]
 

@@ -257,10 +257,10 @@ def usc_decision(selection: int | None, answers: Sequence[str | None]) -> Decisi
 def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.DataFrame:
     """The base model picks each input's most consistent sample; its parsed answer is kept."""
     samples = ctx.warehouse.query(
-        "SELECT g.input_id, i.prompt, g.output, g.answer FROM generations g JOIN inputs i USING (task, input_id) "
-        "WHERE g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
+        "SELECT g.input_id, i.prompt, g.output, g.answer FROM generations g "
+        "JOIN inputs i USING (experiment, task, input_id) WHERE g.experiment = ? AND g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
         "ORDER BY g.input_id, g.sample_idx",
-        [task_name, method_name, TRAIN],
+        [ctx.experiment.name, task_name, method_name, TRAIN],
     )
     grouped = samples.group_by("input_id", maintain_order=True).agg("prompt", "output", "answer")
     items = [(p[0], [o or "" for o in outs]) for p, outs in zip(grouped["prompt"], grouped["output"], strict=True)]
@@ -290,9 +290,9 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
             samples = con.sql(
                 "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
                 "FROM generations g LEFT JOIN perturbed_inputs p "
-                "ON p.task = g.task AND p.input_id = g.input_id AND p.variant_id = g.variant_id "
-                "WHERE g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ?",
-                params=[task_name, method_name, TRAIN],
+                "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
+                "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ?",
+                params=[ctx.experiment.name, task_name, method_name, TRAIN],
             ).pl()
         decisions = decide(samples, spec.filter, spec.min_agreement)
     frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(

@@ -13,9 +13,9 @@ from s2d_assets.methods import direct_prompt
 def build_distillation_set(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     pool = ctx.warehouse.query(
         "SELECT c.input_id, i.prompt AS question, c.answer "
-        "FROM curated_pool c JOIN inputs i USING (task, input_id) "
-        "WHERE c.task = ? AND c.method = ? AND c.kept ORDER BY c.input_id",
-        [task_name, method_name],
+        "FROM curated_pool c JOIN inputs i USING (experiment, task, input_id) "
+        "WHERE c.experiment = ? AND c.task = ? AND c.method = ? AND c.kept ORDER BY c.input_id",
+        [ctx.experiment.name, task_name, method_name],
     )
     frame = pl.DataFrame(
         {

@@ -92,8 +92,8 @@ def _system1_summary(ctx: StageContext, task_name: str) -> dict[str, float]:
     """The System 1 baseline's score, from the generations its own stage stored."""
     baseline = ctx.warehouse.query(
         "SELECT output, answer, completion_tokens, seconds, input_id FROM generations "
-        "WHERE task = ? AND method = ? AND system = 'system1' AND split = ?",
-        [task_name, SYSTEM1_BASELINE, EVAL],
+        "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system1' AND split = ?",
+        [ctx.experiment.name, task_name, SYSTEM1_BASELINE, EVAL],
     )
     if baseline.height == 0:
         raise RuntimeError(

@@ -22,8 +22,9 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
     task, method = ctx.task(task_name), ctx.method(method_name)
     variants = ctx.warehouse.query(
         "SELECT p.input_id, p.variant_id, p.prompt, i.meta FROM perturbed_inputs p "
-        "JOIN inputs i USING (task, input_id) WHERE p.task = ? ORDER BY p.input_id, p.variant_id",
-        [task_name],
+        "JOIN inputs i USING (experiment, task, input_id) WHERE p.experiment = ? AND p.task = ? "
+        "ORDER BY p.input_id, p.variant_id",
+        [ctx.experiment.name, task_name],
     )
     metas = {
         (row["input_id"], row["variant_id"]): _variant_meta(task, row["prompt"], row["meta"], row["variant_id"])

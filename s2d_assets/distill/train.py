@@ -24,8 +24,9 @@ def train_checkpoint(
     ctx: StageContext, task_name: str, method_name: str, base: BaseModel, lineage: dict[str, Any]
 ) -> StageResult:
     examples = ctx.warehouse.query(
-        "SELECT prompt, completion FROM distillation_set WHERE task = ? AND method = ? ORDER BY input_id",
-        [task_name, method_name],
+        "SELECT prompt, completion FROM distillation_set WHERE experiment = ? AND task = ? AND method = ? "
+        "ORDER BY input_id",
+        [ctx.experiment.name, task_name, method_name],
     ).rows()
     spec = ctx.experiment.training
     version = content_hash(
