@@ -71,7 +71,9 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
     data["coconut"]["max_new_tokens"] = 20
     after = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
     changed = {
-        "/".join(k.path[1:]) for k in graph.get_all_asset_keys() if graph.get(k).code_version != after.get(k).code_version
+        "/".join(k.path[1:])
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).code_version != after.get(k).code_version
     }
     assert changed == {"prosqa/coconut/evaluation"}
 

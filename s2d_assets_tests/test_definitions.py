@@ -11,7 +11,6 @@ from s2d_assets.core.paths import StatePaths
 from s2d_assets.defs.definitions import build_definitions
 from s2d_assets_tests.conftest import tiny_experiment_data
 
-
 EXPERIMENT = "default"  # the shipped default experiment's name: every asset key starts with it
 
 
@@ -77,7 +76,9 @@ def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:
     data["methods"]["rar_2step"]["curation"] = {"min_agreement": 0.75}
     after = graph(data, tmp_path)
     changed = {
-        "/".join(k.path[1:]) for k in before.get_all_asset_keys() if before.get(k).code_version != after.get(k).code_version
+        "/".join(k.path[1:])
+        for k in before.get_all_asset_keys()
+        if before.get(k).code_version != after.get(k).code_version
     }
     assert changed == {
         "last_letter/rar_1step/s2_generations",

@@ -88,7 +88,9 @@ def inbox_sensor(experiment: Experiment, paths: StatePaths) -> SensorDefinition:
         context.update_cursor(json.dumps(seen, sort_keys=True))
         if not changed:
             return SkipReason("no new inbox files")
-        keys = with_descendants(context.repository_def.asset_graph, [task_key(experiment.name, t, "raw_inputs") for t in changed])
+        keys = with_descendants(
+            context.repository_def.asset_graph, [task_key(experiment.name, t, "raw_inputs") for t in changed]
+        )
         return RunRequest(
             run_key=content_hash(seen),
             asset_selection=sorted(keys, key=lambda k: k.to_user_string()),

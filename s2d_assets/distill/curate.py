@@ -258,7 +258,8 @@ def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.Da
     """The base model picks each input's most consistent sample; its parsed answer is kept."""
     samples = ctx.warehouse.query(
         "SELECT g.input_id, i.prompt, g.output, g.answer FROM generations g "
-        "JOIN inputs i USING (experiment, task, input_id) WHERE g.experiment = ? AND g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
+        "JOIN inputs i USING (experiment, task, input_id) WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
+        "AND g.system = 'system2' AND g.split = ? AND g.variant_id = 0 "
         "ORDER BY g.input_id, g.sample_idx",
         [ctx.experiment.name, task_name, method_name, TRAIN],
     )
@@ -291,7 +292,8 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
                 "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
                 "FROM generations g LEFT JOIN perturbed_inputs p "
                 "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
-                "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? AND g.system = 'system2' AND g.split = ?",
+                "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
+                "AND g.system = 'system2' AND g.split = ?",
                 params=[ctx.experiment.name, task_name, method_name, TRAIN],
             ).pl()
         decisions = decide(samples, spec.filter, spec.min_agreement)
