@@ -205,6 +205,9 @@ class TrainingSpec(Strict):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: fp32 on CPUs without native bf16, else the measured faster (core/hardware.py)"
+    )
 
 
 class EvaluationSpec(Strict):
@@ -324,6 +327,21 @@ class Experiment(Strict):
                         f"methods.{name}: curation filter {self.curation_for(name).filter!r} needs perturbed "
                         f"variants, but tasks.{task} declares no perturbations"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _engine_accepts_the_settings(self) -> Experiment:
+        """Settings the chosen engine would reject at run time are refused at load (e.g. vLLM's bounds)."""
+        temperatures = {
+            "sampling.temperature": self.sampling.temperature,
+            "evaluation.temperature": self.evaluation.temperature,
+        }
+        for name, task in self.tasks.items():
+            for setting in ("setting_a", "setting_b"):
+                if hasattr(task, setting):
+                    temperatures[f"tasks.{name}.{setting}.temperature"] = getattr(task, setting).temperature
+        lora_ranks = {"training.lora_r": self.training.lora_r} if self.training.mode == "lora" else {}
+        self.engine.check_experiment(temperatures, lora_ranks)
         return self
 
     def curation_for(self, method: str) -> CurationSpec:

@@ -16,6 +16,7 @@ from s2d_assets.config.experiment import TrainingSpec
 from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.core.fingerprint import content_hash, rows_hash
+from s2d_assets.core.hardware import training_precision
 from s2d_assets.core.stage_result import StageResult
 from s2d_assets.distill.context import StageContext
 
@@ -33,7 +34,7 @@ def train_checkpoint(
         {"base": base.fingerprint, "data": rows_hash(examples), "training": spec.model_dump(mode="json")}
     )
     root = ctx.paths.checkpoint(ctx.experiment.name, task_name, method_name)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
 
     # An empty pool distils nothing: the "checkpoint" is the base model itself, recorded as such.
     mode = spec.mode if examples else "none"
@@ -41,6 +42,7 @@ def train_checkpoint(
     def train(staging: Path) -> None:
         if examples:
             metrics.update(train_sft(base.path, [tuple(e) for e in examples], spec, staging))
+            card["precision"] = metrics["precision"]  # recorded in the model card and the manifest
 
     card = {
         "experiment": ctx.experiment.name,
@@ -80,7 +82,7 @@ def to_dataset(examples: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-
 
 def train_sft(
     base_model_dir: Path, examples: Sequence[tuple[str, str]], spec: TrainingSpec, output_dir: Path
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Fine-tune on (prompt, final answer) pairs and save to ``output_dir``; returns train metrics."""
     import torch
     from peft import LoraConfig
@@ -90,6 +92,7 @@ def train_sft(
     if not examples:
         raise ValueError("cannot train on an empty distillation set")
     torch.set_num_threads(os.cpu_count() or 1)
+    precision = training_precision(spec.precision, cuda=torch.cuda.is_available())
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -109,6 +112,9 @@ def train_sft(
         save_strategy="no",
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
+        # Set on purpose, never left to TRL's default (bf16 autocast on every CPU, slow without native bf16).
+        bf16=precision == "bf16",
+        fp16=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -134,7 +140,12 @@ def train_sft(
     trainer.save_model(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
     shutil.rmtree(output_dir / "trainer", ignore_errors=True)
-    return {"train_loss": float(result.training_loss), "train_steps": float(result.global_step)}
+    return {
+        "train_loss": float(result.training_loss),
+        "train_steps": float(result.global_step),
+        "precision": precision,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def _check_lengths(tokenizer, examples: Sequence[tuple[str, str]], max_length: int) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from s2d_assets.core.hardware import generation_dtype_name
 from s2d_assets.engines.base import Completion, GenerationRequest
 from s2d_assets.engines.kv import preallocated_cache
 from s2d_assets.engines.sampling import sample, seed_words
@@ -29,18 +30,8 @@ from s2d_assets.engines.sampling import sample, seed_words
 COMPACT_FRACTION = 0.125
 
 
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[generation_dtype_name(name)]
 
 
 def load_model(model_dir: Path, dtype: torch.dtype, adapter_dir: Path | None = None) -> PreTrainedModel:
