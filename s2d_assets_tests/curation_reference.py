@@ -14,6 +14,12 @@ KEPT = "kept"
 NO_ANSWER = "no_parsed_answer"
 TIE = "no_unique_majority"
 LOW_AGREEMENT = "below_min_agreement"
+POSITION_INCONSISTENT = "position_inconsistent"  # an outcome that is voted on but never kept
+
+
+def _n(answers: Sequence[str | None], unparsed: str) -> int:
+    """N of a vote share: every sample (``count``) or the samples that vote (``ignore``)."""
+    return len(answers) if unparsed == "count" else sum(a is not None for a in answers)
 
 
 @dataclass(frozen=True)
@@ -26,17 +32,20 @@ class Decision:
     reason: str
 
 
-def majority_vote(answers: Sequence[str | None], min_agreement: float) -> Decision:
-    """Vote over parsed answers; unparsed samples count toward N but vote for nothing."""
+def majority_vote(answers: Sequence[str | None], min_agreement: float, unparsed: str = "ignore") -> Decision:
+    """Plurality vote over parsed answers; unparsed samples vote for nothing and count in N only with ``count``."""
     n_samples = len(answers)
     votes = Counter(a for a in answers if a is not None)
     ranked = votes.most_common()
     if not ranked:
         return Decision(None, {}, n_samples, 0.0, False, NO_ANSWER)
     winner, top = ranked[0]
-    agreement = top / n_samples if n_samples else 0.0
+    n = _n(answers, unparsed)
+    agreement = top / n if n else 0.0
     if len(ranked) > 1 and ranked[1][1] == top:
         return Decision(None, dict(votes), n_samples, agreement, False, TIE)
+    if winner == POSITION_INCONSISTENT:
+        return Decision(None, dict(votes), n_samples, agreement, False, POSITION_INCONSISTENT)
     if agreement < min_agreement:
         return Decision(winner, dict(votes), n_samples, agreement, False, LOW_AGREEMENT)
     return Decision(winner, dict(votes), n_samples, agreement, True, KEPT)
@@ -47,7 +56,7 @@ PERTURBATION_DISAGREEMENT = "perturbation_disagreement"
 
 
 def perturbation_vote(
-    variants: Mapping[int, Sequence[str | None]], min_agreement: float, combined: bool = False
+    variants: Mapping[int, Sequence[str | None]], min_agreement: float, combined: bool = False, unparsed: str = "ignore"
 ) -> Decision:
     """Keep an input when the majority answers of all its variants, mapped back, are one answer.
 
@@ -64,27 +73,40 @@ def perturbation_vote(
     n_samples = len(pooled)
     if not votes:
         return Decision(None, {}, n_samples, 0.0, False, NO_ANSWER)
-    winners = {v: majority_vote(answers, min_agreement=1e-9).answer for v, answers in variants.items()}
+    winners = {v: _unique_winner(answers) for v, answers in variants.items()}
     target = winners[0]
     if combined:
-        base = majority_vote(variants[0], min_agreement)
+        base = majority_vote(variants[0], min_agreement, unparsed)
         if not base.kept:
             return Decision(base.answer, votes, n_samples, base.agreement, False, base.reason)
         target = base.answer
-    agreement = votes.get(target, 0) / n_samples if target is not None else 0.0
+    agreement = votes.get(target, 0) / _n(pooled, unparsed) if target is not None else 0.0
+    if target == POSITION_INCONSISTENT:
+        return Decision(None, votes, n_samples, agreement, False, POSITION_INCONSISTENT)
     if target is None or any(winner != target for winner in winners.values()):
         return Decision(None, votes, n_samples, agreement, False, PERTURBATION_DISAGREEMENT)
     return Decision(target, votes, n_samples, agreement, True, KEPT)
 
 
-def first_sample(answers: Sequence[str | None]) -> Decision:
+def _unique_winner(answers: Sequence[str | None]) -> str | None:
+    """A variant's vote: its unique most common answer (``None`` on a tie or without answers)."""
+    ranked = Counter(a for a in answers if a is not None).most_common()
+    if not ranked or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+        return None
+    return ranked[0][0]
+
+
+def first_sample(answers: Sequence[str | None], unparsed: str = "ignore") -> Decision:
     """The unfiltered ablation: sample 0's answer, kept whenever it parsed."""
     n_samples = len(answers)
     answer = answers[0] if answers else None
     votes = dict(Counter(a for a in answers if a is not None))
     if answer is None:
         return Decision(None, votes, n_samples, 0.0, False, NO_ANSWER)
-    return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)
+    agreement = votes[answer] / _n(answers, unparsed)
+    if answer == POSITION_INCONSISTENT:
+        return Decision(None, votes, n_samples, agreement, False, POSITION_INCONSISTENT)
+    return Decision(answer, votes, n_samples, agreement, True, KEPT)
 
 
 def curate_input(
@@ -92,20 +114,21 @@ def curate_input(
     samples: Sequence[tuple[int, str | None]],
     answer_maps: Mapping[int, Mapping[str, str]],
     min_agreement: float,
+    unparsed: str = "ignore",
 ) -> Decision:
     """One input's decision from its (variant id, parsed answer) samples under the chosen filter."""
     original = [answer for variant, answer in samples if variant == 0]
     if filter_kind == "self_consistency":
-        return majority_vote(original, min_agreement)
+        return majority_vote(original, min_agreement, unparsed)
     if filter_kind == "none":
-        return first_sample(original)
+        return first_sample(original, unparsed)
     if filter_kind in ("perturbation", "combined"):
         grouped: dict[int, list[str | None]] = {}
         for variant, answer in samples:
             mapping = answer_maps.get(variant, {})
             mapped = answer if answer is None or not mapping else mapping.get(answer)
             grouped.setdefault(variant, []).append(mapped)
-        return perturbation_vote(grouped, min_agreement, combined=filter_kind == "combined")
+        return perturbation_vote(grouped, min_agreement, combined=filter_kind == "combined", unparsed=unparsed)
     raise ValueError(f"unknown curation filter {filter_kind!r}")
 
 

@@ -44,15 +44,17 @@ def curate_input(
     samples: Sequence[tuple[int, str | None]],
     answer_maps: Mapping[int, Mapping[str, str]],
     min_agreement: float,
+    unparsed: str = "ignore",
 ) -> Decision:
     counters: dict[int, int] = {}
     rows = []
     for variant, answer in samples:
         rows.append(("x", variant, counters.get(variant, 0), answer))
         counters[variant] = counters.get(variant, 0) + 1
-    frame = decide(samples_frame(rows, {("x", v): m for v, m in answer_maps.items()}), filter_kind, min_agreement)
+    maps = {("x", v): m for v, m in answer_maps.items()}
+    frame = decide(samples_frame(rows, maps), filter_kind, min_agreement, unparsed)
     return to_decision(frame.row(0, named=True))
 
 
-def majority_vote(answers: Sequence[str | None], min_agreement: float) -> Decision:
-    return curate_input("self_consistency", [(0, a) for a in answers], {}, min_agreement)
+def majority_vote(answers: Sequence[str | None], min_agreement: float = 0.0, unparsed: str = "ignore") -> Decision:
+    return curate_input("self_consistency", [(0, a) for a in answers], {}, min_agreement, unparsed)

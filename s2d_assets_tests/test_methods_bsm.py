@@ -6,6 +6,7 @@ from s2d_assets.engines.base import GenerationRequest
 from s2d_assets.methods import method_definition
 from s2d_assets.methods.bsm import (
     FALLBACK_CRITERION,
+    POSITION_INCONSISTENT,
     both_orders_verdict,
     pair_prompt,
     parse_criteria,
@@ -65,8 +66,10 @@ def test_solve_fans_out_over_criteria_in_both_orders_and_merge_sums() -> None:
     assert result.completion_tokens == sum(s["completion_tokens"] for s in result.steps)
 
 
-def test_a_position_biased_judge_yields_a_tie() -> None:
-    # Whatever is shown first wins: the orders disagree once mapped back.
+def test_a_position_biased_judge_gives_no_verdict() -> None:
+    # Whatever is shown first wins: the orders disagree once mapped back, which is not a tie.
     _, (result,) = _judge((5, 1), (5, 1))
-    assert (result.fields["verdict_ab"], result.fields["verdict_ba"], result.output) == ("A", "B", "tie")
-    assert both_orders_verdict("B", "B") == "B" and both_orders_verdict("tie", "A") == "tie"
+    assert (result.fields["verdict_ab"], result.fields["verdict_ba"]) == ("A", "B")
+    assert result.output == POSITION_INCONSISTENT
+    assert both_orders_verdict("B", "B") == "B" and both_orders_verdict("tie", "tie") == "tie"
+    assert both_orders_verdict("tie", "A") == POSITION_INCONSISTENT

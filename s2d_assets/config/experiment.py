@@ -163,9 +163,20 @@ TaskSpec = Annotated[
 
 
 class CurationSpec(Strict):
-    """Output self-consistency: keep an input when its majority answer has enough votes."""
+    """Output self-consistency: keep an input's plurality answer (the published rule), optionally above a threshold."""
 
-    min_agreement: float = Field(0.5, gt=0.0, le=1.0)
+    min_agreement: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="0 = the published plurality vote (the unique most common answer is kept); above 0, an extra "
+        "threshold on the winner's vote share (an option, recorded in the pool's metadata)",
+    )
+    unparsed: Literal["ignore", "count"] = Field(
+        "ignore",
+        description="ignore: a vote share is over the samples that gave an answer (self-consistency votes over "
+        "answers); count: every sample is in N, an unparsed one votes for nothing",
+    )
     filter: Literal["self_consistency", "perturbation", "combined", "usc", "none"] = Field(
         "self_consistency",
         description="self_consistency: output majority; perturbation: mapped-back answers agree across the "

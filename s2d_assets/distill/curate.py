@@ -3,15 +3,22 @@
 All filters are set-based (one DuckDB query over the stage's generations), so curation costs
 the same as a bare majority vote even at hundreds of thousands of inputs:
 
-- ``self_consistency`` (Wang et al., 2022; the distillation paper's default): majority vote over
-  variant 0's parsed answers; kept when the winner is unique and holds at least
-  ``min_agreement`` of the N samples (unparsed samples count toward N, vote for nothing).
+- ``self_consistency`` (Wang et al., 2022; the distillation paper's default): plurality vote over
+  variant 0's parsed answers; the winner is kept when it is unique (the published rule,
+  ``min_agreement: 0``). ``min_agreement`` > 0 is an extra threshold on the winner's vote share,
+  an option that results name as such. ``unparsed`` says what N is: ``ignore`` (the default, as
+  self-consistency votes over answers) = the samples that gave an answer, ``count`` = every sample
+  (an unparsed sample then counts toward N and votes for nothing).
 - ``perturbation`` / ``combined``: every variant's answers mapped back to the original through
   its answer map; each variant votes with its unique majority; kept when all variants agree
   (``combined`` also requires variant 0's self-consistency).
 - ``none``: sample 0's parsed answer, unfiltered (the ablation).
 - ``usc``: universal self-consistency (Chen et al., 2023): the base model picks the most
   consistent of an input's samples (one greedy LLM call per input).
+
+A sample whose answer is ``position_inconsistent`` (BSM's verdicts in the two orders disagree) is
+an outcome like any answer in the vote, but it is never kept: an input whose winner it is is
+discarded with reason ``position_inconsistent`` (with one sample, exactly the paper's rule).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
+from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks import TRAIN
 
 KEPT = "kept"
@@ -38,6 +46,7 @@ TIE = "no_unique_majority"
 LOW_AGREEMENT = "below_min_agreement"
 PERTURBATION_DISAGREEMENT = "perturbation_disagreement"
 USC_NO_SELECTION = "usc_no_selection"
+UNPARSED_MODES = ("ignore", "count")
 
 POOL_COLUMNS = ("input_id", "answer", "votes", "n_samples", "agreement", "kept", "reason")
 
@@ -60,7 +69,7 @@ variant_votes AS (
            count(*) OVER (PARTITION BY input_id, variant_id) AS distinct_answers
     FROM mapped WHERE mapped IS NOT NULL GROUP BY input_id, variant_id, mapped
 ),
-variant_n AS (SELECT input_id, variant_id, count(*) AS n FROM mapped GROUP BY input_id, variant_id),
+variant_n AS (SELECT input_id, variant_id, $n_of(mapped) AS n FROM mapped GROUP BY input_id, variant_id),
 variant_top AS (
     SELECT n.input_id, n.variant_id, n.n,
            first.mapped AS winner_candidate, coalesce(first.c, 0) AS top,
@@ -82,8 +91,9 @@ votes AS (
           WHERE {answer} IS NOT NULL {where} GROUP BY input_id, v)
     GROUP BY input_id
 ),
-totals AS (SELECT input_id, count(*) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
+totals AS (SELECT input_id, count(*) AS n_all, $n_of({answer}) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
 """
+_DISCARD = f"'{POSITION_INCONSISTENT}'"
 
 
 def _decision_sql(filter_kind: str) -> str:
@@ -92,15 +102,18 @@ def _decision_sql(filter_kind: str) -> str:
     else:
         votes = _VOTES.format(answer="mapped", where="")
     head = f"WITH {_MAPPED}, {votes}"
-    select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n::INTEGER AS n_samples"
+    select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
     if filter_kind == "self_consistency":
+        discarded = f"v.winner_candidate = {_DISCARD}"
         return f"""{head}
         SELECT t.input_id,
-               CASE WHEN v.top = 0 OR v.runner_up = v.top THEN NULL ELSE v.winner_candidate END AS answer,
+               CASE WHEN v.top = 0 OR v.runner_up = v.top OR {discarded} THEN NULL ELSE v.winner_candidate END
+                   AS answer,
                {select_votes},
                CASE WHEN v.top = 0 THEN 0.0 ELSE v.top / t.n END AS agreement,
-               (v.top > 0 AND v.runner_up < v.top AND v.top / t.n >= $min_agreement) AS kept,
+               (v.top > 0 AND v.runner_up < v.top AND NOT {discarded} AND v.top / t.n >= $min_agreement) AS kept,
                CASE WHEN v.top = 0 THEN '{NO_ANSWER}' WHEN v.runner_up = v.top THEN '{TIE}'
+                    WHEN {discarded} THEN '{POSITION_INCONSISTENT}'
                     WHEN v.top / t.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END AS reason
         FROM totals t JOIN variant_top v ON v.input_id = t.input_id AND v.variant_id = 0
         LEFT JOIN votes vo ON vo.input_id = t.input_id"""
@@ -108,18 +121,23 @@ def _decision_sql(filter_kind: str) -> str:
         return f"""{head},
         first AS (SELECT input_id, list(answer ORDER BY sample_idx)[1] AS answer FROM mapped WHERE variant_id = 0
                   GROUP BY input_id)
-        SELECT t.input_id, f.answer, {select_votes},
+        SELECT t.input_id, CASE WHEN f.answer = {_DISCARD} THEN NULL ELSE f.answer END AS answer, {select_votes},
                CASE WHEN f.answer IS NULL THEN 0.0
                     ELSE list_filter(vo.vote_list, lambda x: x.v = f.answer)[1].c / t.n END AS agreement,
-               f.answer IS NOT NULL AS kept,
-               CASE WHEN f.answer IS NULL THEN '{NO_ANSWER}' ELSE '{KEPT}' END AS reason
+               f.answer IS NOT NULL AND f.answer <> {_DISCARD} AS kept,
+               CASE WHEN f.answer IS NULL THEN '{NO_ANSWER}' WHEN f.answer = {_DISCARD} THEN '{POSITION_INCONSISTENT}'
+                    ELSE '{KEPT}' END AS reason
         FROM totals t JOIN first f USING (input_id) LEFT JOIN votes vo ON vo.input_id = t.input_id"""
     if filter_kind in ("perturbation", "combined"):
         combined = filter_kind == "combined"
         # ``base``: variant 0's own self-consistency (used by ``combined``).
-        base_kept = "(b.top > 0 AND b.runner_up < b.top AND b.top / b.n >= $min_agreement)"
+        base_kept = (
+            f"(b.top > 0 AND b.runner_up < b.top AND b.winner_candidate <> {_DISCARD} "
+            "AND b.top / b.n >= $min_agreement)"
+        )
         base_reason = (
             f"CASE WHEN b.top = 0 THEN '{NO_ANSWER}' WHEN b.runner_up = b.top THEN '{TIE}' "
+            f"WHEN b.winner_candidate = {_DISCARD} THEN '{POSITION_INCONSISTENT}' "
             f"WHEN b.top / b.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END"
         )
         base_answer = "CASE WHEN b.top = 0 OR b.runner_up = b.top THEN NULL ELSE b.winner_candidate END"
@@ -131,8 +149,9 @@ def _decision_sql(filter_kind: str) -> str:
         disagree = f"({target} IS NULL OR a.disagreeing > 0)"
         pre = ""
         if combined:
+            dropped = f"CASE WHEN b.winner_candidate = {_DISCARD} THEN NULL ELSE ({base_answer}) END"
             pre = (
-                f"WHEN NOT {base_kept} THEN struct_pack(answer := {base_answer}, "
+                f"WHEN NOT {base_kept} THEN struct_pack(answer := {dropped}, "
                 f"agreement := CASE WHEN b.top = 0 THEN 0.0 ELSE b.top / b.n END, kept := false, "
                 f"reason := {base_reason})"
             )
@@ -148,6 +167,9 @@ def _decision_sql(filter_kind: str) -> str:
                             struct_pack(answer := NULL::VARCHAR, agreement := 0.0, kept := false,
                                         reason := '{NO_ANSWER}')
                         {pre}
+                        WHEN {target} = {_DISCARD} THEN
+                            struct_pack(answer := NULL::VARCHAR, agreement := {agreement}, kept := false,
+                                        reason := '{POSITION_INCONSISTENT}')
                         WHEN {disagree} THEN struct_pack(answer := NULL::VARCHAR, agreement := {agreement},
                                                          kept := false, reason := '{PERTURBATION_DISAGREEMENT}')
                         ELSE struct_pack(answer := {target}, agreement := {agreement}, kept := true, reason := '{KEPT}')
@@ -160,12 +182,18 @@ def _decision_sql(filter_kind: str) -> str:
     raise ValueError(f"unknown curation filter {filter_kind!r}")
 
 
-def decide(samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float) -> pl.DataFrame:
+def decide(
+    samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float = 0.0, unparsed: str = "ignore"
+) -> pl.DataFrame:
     """Every input's decision from its samples (``input_id, variant_id, sample_idx, answer, answer_map``).
 
     ``samples`` is a polars frame or any relation DuckDB can scan. Returns one row per input with
-    ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a variant 0 are an error.
+    ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a variant 0 are an error. ``unparsed``:
+    ``ignore`` = a vote share is over the samples that vote; ``count`` = over every sample.
+    ``n_samples`` is every sample either way.
     """
+    if unparsed not in UNPARSED_MODES:
+        raise ValueError(f"unparsed must be one of {UNPARSED_MODES}, got {unparsed!r}")
     con = duckdb.connect()
     try:
         con.register("samples", samples)
@@ -173,6 +201,8 @@ def decide(samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float) 
         if threshold != threshold or threshold in (float("inf"), float("-inf")):
             raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
         sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
+        # N: every sample (``count``) or only the samples that vote (``ignore``).
+        sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
         frame = con.sql(sql + " ORDER BY 1").pl()
         if filter_kind in ("perturbation", "combined"):
             missing = con.execute(
@@ -284,19 +314,19 @@ def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.Da
 # -- the stage ----------------------------------------------------------------------------------
 def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     spec = ctx.experiment.curation_for(method_name)
+    with ctx.warehouse.connect() as con:
+        samples = con.sql(
+            "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
+            "FROM generations g LEFT JOIN perturbed_inputs p "
+            "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
+            "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
+            "AND g.system = 'system2' AND g.split = ?",
+            params=[ctx.experiment.name, task_name, method_name, TRAIN],
+        ).pl()
     if spec.filter == "usc":
         decisions = _usc_decisions(ctx, task_name, method_name)
     else:
-        with ctx.warehouse.connect() as con:
-            samples = con.sql(
-                "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
-                "FROM generations g LEFT JOIN perturbed_inputs p "
-                "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
-                "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
-                "AND g.system = 'system2' AND g.split = ?",
-                params=[ctx.experiment.name, task_name, method_name, TRAIN],
-            ).pl()
-        decisions = decide(samples, spec.filter, spec.min_agreement)
+        decisions = decide(samples, spec.filter, spec.min_agreement, spec.unparsed)
     frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(
         "task", "method", *POOL_COLUMNS
     )
@@ -310,6 +340,23 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
             "kept": kept,
             "keep_rate": round(kept / max(frame.height, 1), 4),
             "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
+            **curation_metadata(spec, samples, frame),
         },
         markdown={"reasons": markdown_table(reasons) if frame.height else "(empty)"},
     )
+
+
+def curation_metadata(spec: Any, samples: pl.DataFrame, pool: pl.DataFrame) -> dict[str, Any]:
+    """What the pool was filtered by, named as such: the filter, its threshold (``min_agreement``; 0 = the
+    published plurality vote), how unparsed samples count, and how many samples and inputs were dropped why."""
+    answers = samples["answer"] if samples.height else pl.Series([], dtype=pl.String)
+    return {
+        "filter": spec.filter,
+        "min_agreement": spec.min_agreement,
+        "threshold": "plurality vote" if spec.min_agreement == 0 else f"plurality with >= {spec.min_agreement:g}",
+        "unparsed": spec.unparsed,
+        "samples": samples.height,
+        "unparsed_samples": int(answers.is_null().sum()),
+        "position_inconsistent_samples": int((answers == POSITION_INCONSISTENT).sum()),
+        "position_inconsistent_inputs": int((pool["reason"] == POSITION_INCONSISTENT).sum()) if pool.height else 0,
+    }

@@ -5,9 +5,11 @@ The input is a pairwise prompt (``pair_prompt``): a user question and two respon
 - branch: propose up to five evaluation criteria from the question;
 - solve: for every criterion, score both responses 1-5 — once with the responses in the
   given order (``solve_ab``) and once swapped (``solve_ba``): a fan-out over the criteria;
-- merge (no LLM call): sum the scores per order; each order names a winner (or a tie), the
-  swapped order's verdict is mapped back, and the final verdict is the winner only when both
-  orders agree, otherwise ``tie``.
+- merge (no LLM call, as in the paper: the scores summed over the criteria): each order names a
+  winner (or a tie), the swapped order's verdict is mapped back, and the final verdict is that
+  winner when both orders agree. When they disagree the judgment is ``position_inconsistent``: no
+  verdict. Curation discards such a judgment (reason ``position_inconsistent``) instead of
+  reading it as a tie, and evaluation counts them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _PAIR = re.compile(
     re.DOTALL,
 )
 VERDICTS = ("A", "B", "tie")
+POSITION_INCONSISTENT = "position_inconsistent"  # the two orders disagree: no verdict, never distilled
 
 
 def pair_prompt(question: str, answer_a: str, answer_b: str) -> str:
@@ -102,8 +105,8 @@ def _winner(first: int, second: int, first_label: str, second_label: str) -> str
 
 
 def both_orders_verdict(verdict_ab: str, verdict_ba: str) -> str:
-    """The winner only when both orders (already mapped back) agree; otherwise a tie."""
-    return verdict_ab if verdict_ab == verdict_ba else "tie"
+    """The verdict when both orders (already mapped back) agree; otherwise ``position_inconsistent``."""
+    return verdict_ab if verdict_ab == verdict_ba else POSITION_INCONSISTENT
 
 
 def merge_scores(fields: Fields) -> dict[str, FieldValue]:
@@ -140,6 +143,7 @@ BSM = MethodDefinition(
             merge_scores,
             uses=("ab_first", "ab_second", "ba_first", "ba_second"),
             provides=("verdict_ab", "verdict_ba", "totals"),
+            version="2",  # disagreeing orders: position_inconsistent (was: tie)
         ),
     ),
 )
