@@ -10,7 +10,7 @@ from collections import deque
 
 import pytest
 
-from s2d_assets.tasks import prontoqa, prosqa
+from s2d_assets.coconut import prontoqa, prosqa
 from s2d_assets.tasks.names_data import first_names
 
 

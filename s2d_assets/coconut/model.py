@@ -4,7 +4,7 @@ Between ``<bot>`` and ``<eot>`` the model does not read token embeddings: the in
 ``<latent>`` position is the last hidden state of the position before it. Thoughts are causal,
 so a batch needs one forward pass per thought; each pass extends the KV cache by one column
 (the first pass covers the whole prefix) and a last pass covers the language after the
-thoughts. Training follows the curriculum of ``coconut_data``, one asset per stage, each with a
+thoughts. Training follows the curriculum of ``coconut.curriculum``, one asset per stage, each with a
 fresh optimizer; inference decodes greedily after a fixed number of thoughts.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from s2d_assets.coconut.data import IGNORE, SPECIAL_TOKENS, Example, TokenIds, collate
+from s2d_assets.coconut.curriculum import IGNORE, SPECIAL_TOKENS, Example, TokenIds, collate
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.tasks import prontoqa, prosqa
+from s2d_assets.coconut import prontoqa, prosqa
 from s2d_assets.tasks.base import EVAL, TRAIN, input_id
 
 METHOD = "coconut"
@@ -178,7 +178,7 @@ class CoconutPipeline:
         return self._publish(INIT, version, build, card)
 
     def train_stage(self, stage: int, lineage: dict[str, Any]) -> StageResult:
-        from s2d_assets.coconut.data import TokenIds, curriculum, tokenize
+        from s2d_assets.coconut.curriculum import TokenIds, curriculum, tokenize
         from s2d_assets.coconut.model import load_tokenizer
 
         spec = self.spec
@@ -197,7 +197,7 @@ class CoconutPipeline:
         )
 
     def train_baseline(self, system: str, lineage: dict[str, Any]) -> StageResult:
-        from s2d_assets.coconut.data import TokenIds, build_example, tokenize
+        from s2d_assets.coconut.curriculum import TokenIds, build_example, tokenize
         from s2d_assets.coconut.model import load_tokenizer
 
         spec = self.spec
@@ -253,7 +253,7 @@ class CoconutPipeline:
     def evaluate(self) -> StageResult:
         import torch
 
-        from s2d_assets.coconut.data import build_prompt, tokenize
+        from s2d_assets.coconut.curriculum import build_prompt, tokenize
         from s2d_assets.coconut.model import device_for, generate_all, load
 
         spec = self.spec
