@@ -122,16 +122,16 @@ def test_writes_are_refused_and_nothing_changes(warehouse: Path, capsys: pytest.
 def test_the_connection_is_read_only_too(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Even a write that got past the classifier meets DuckDB's read-only connection.
     monkeypatch.setattr("s2d_assets.sql.query.check_read_only", lambda query: None)
-    with pytest.raises(duckdb.Error, match="read-only"):
+    with pytest.raises(QueryError, match="read-only"):
         run_query(warehouse, "DELETE FROM curated_pool")
     assert Warehouse(warehouse).count("curated_pool") == 6
 
 
 def test_missing_warehouse_and_sql_errors(tmp_path: Path, warehouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = sql(capsys, "SELECT 1", "--warehouse", str(tmp_path / "none.duckdb"))
-    assert code == 1 and "does not exist yet" in err
+    assert code == 2 and "none.duckdb: no such DuckDB file" in err
     code, _, err = sql(capsys, "SELECT * FROM no_such_table", "--warehouse", str(warehouse))
-    assert code == 1 and "no_such_table" in err
+    assert code == 2 and "no_such_table" in err and len(err.strip().splitlines()) == 1
 
 
 def test_query_from_stdin(warehouse: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,3 +151,88 @@ def test_readme_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         code, out, err = sql(capsys, *args[1:], "--warehouse", str(warehouse.path))
         assert code == 0, (args, err)
         assert out.strip()
+
+
+# -- the sandbox ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_text('/etc/passwd')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_blob('/etc/hostname')",
+        "SELECT * FROM glob('/etc/*')",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM read_json_auto('/etc/os-release')",
+        "SELECT * FROM read_parquet('/tmp/*.parquet')",
+    ],
+)
+def test_files_outside_the_warehouse_are_refused(
+    warehouse: Path, capsys: pytest.CaptureFixture[str], query: str
+) -> None:
+    code, out, err = sql(capsys, query, "--warehouse", str(warehouse))
+    assert (code, out) == (2, "")
+    assert "root:" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # DuckDB refuses the file (a bare path is not even looked up as a file: no such table).
+    assert "file system operations are disabled" in err or "does not exist" in err
+
+
+def test_another_duckdb_file_by_path_is_refused(tmp_path: Path, warehouse: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE secret AS SELECT 42 AS answer")
+    for query in (f"SELECT * FROM '{other}'", f"SELECT * FROM read_duckdb('{other}', table_name='secret')"):
+        code, out, err = sql(capsys, query, "--warehouse", str(warehouse))
+        assert code == 2 and "42" not in out, (query, err)
+
+
+def test_the_sandbox_cannot_be_undone_by_a_query(warehouse: Path) -> None:
+    result = run_query(
+        warehouse,
+        "SELECT name, value FROM duckdb_settings() WHERE name IN "
+        "('enable_external_access', 'lock_configuration', 'autoinstall_known_extensions', "
+        "'autoload_known_extensions') ORDER BY name",
+    )
+    assert dict(result.rows) == {
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+        "enable_external_access": "false",
+        "lock_configuration": "true",
+    }
+    with pytest.raises(QueryError):
+        run_query(warehouse, "SELECT set_config('enable_external_access', 'true')")
+
+
+def test_csv_floats_round_trip_exactly(warehouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import random
+
+    values = [random.Random(7).uniform(-1, 1) * 10 ** random.Random(i).randint(-300, 300) for i in range(50)]
+    values += [0.1 + 0.2, 1 / 3, 5e-324, 1.7976931348623157e308, -0.0, 123456789.123456789]
+    query = "SELECT unnest([" + ", ".join(f"{v!r}::DOUBLE" for v in values) + "]) AS v"
+    code, out, _ = sql(capsys, query, "--warehouse", str(warehouse), "--format", "csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))[1:]
+    assert [float(r[0]) for r in rows] == values
+    assert all(float(r[0]).hex() == v.hex() for r, v in zip(rows, values, strict=True))
+
+
+def test_json_is_valid_with_nan_and_infinity_as_null(warehouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    query = (
+        "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, '-inf'::DOUBLE AS c, 0.1::DOUBLE + 0.2::DOUBLE AS d, "
+        "['nan'::DOUBLE, 1.5] AS e, {'x': 'inf'::DOUBLE} AS f"
+    )
+    code, out, _ = sql(capsys, query, "--warehouse", str(warehouse), "--format", "json")
+    assert code == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(out, parse_constant=refuse) == [
+        {"a": None, "b": None, "c": None, "d": 0.30000000000000004, "e": [None, 1.5], "f": {"x": None}}
+    ]
+
+
+def test_query_file_errors_name_the_file(tmp_path: Path, warehouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    query = tmp_path / "bad.sql"
+    query.write_text("DELETE FROM inputs")
+    code, _, err = sql(capsys, "--file", str(query), "--warehouse", str(warehouse))
+    assert code == 2 and f"{query}: refused: DELETE" in err

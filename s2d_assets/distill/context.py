@@ -72,7 +72,7 @@ class StageContext:
                 hf_id = spec.hf_id or ""
                 self._base = BaseModel(name=hf_id, path=Path(hf_id), fingerprint=content_hash({"hf_id": hf_id}))
             else:
-                self._base = local_model(Path(spec.path or ""))
+                self._base = local_model(Path(spec.path or ""), self.paths.models)
         return self._base
 
     def cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from s2d_assets.core.errors import UserError
 from s2d_assets.methods.base import MethodDefinition, Step
 
 COT_REASON_TEMPLATE = "{question}\nLet's think step by step."
@@ -36,7 +37,7 @@ COT_FEW_SHOT = MethodDefinition(
 )
 
 
-class ExemplarError(ValueError):
+class ExemplarError(UserError):
     """A malformed exemplar file; the message names the file and the line."""
 
 
@@ -45,7 +46,11 @@ def load_exemplars(path: Path) -> str:
     if not path.is_file():
         raise ExemplarError(f"{path}: exemplar file not found")
     blocks = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ExemplarError(f"{path}: not UTF-8 text (offset {error.start}); save the file as UTF-8") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

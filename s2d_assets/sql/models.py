@@ -28,6 +28,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
+from s2d_assets.core.errors import UserError
 from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.warehouse import Warehouse
 
@@ -41,7 +42,7 @@ _FILE_SCAN = re.compile(r"[./\\]")  # FROM 'pools.parquet' is a DuckDB file scan
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog"})  # DuckDB's catalog views, always there
 
 
-class SqlModelError(ValueError):
+class SqlModelError(UserError):
     """A SQL model that cannot load; the message starts with the file."""
 
 
@@ -169,7 +170,10 @@ def parse_model(path: Path, schema: str = DEFAULT_SCHEMA) -> SqlModel:
     for label, value in (("schema (sub-folder)", schema), ("model name (file name)", path.stem)):
         if not IDENTIFIER.match(value):
             raise SqlModelError(f"{source}: {label} {value!r} must be lower-case letters, digits and underscores")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise SqlModelError(f"{path}: not UTF-8 text (offset {error.start}); save the file as UTF-8") from None
     materialized, description = _header(text, source)
     sql = _query_body(text)
     if not sql or all(line.strip().startswith("--") or not line.strip() for line in sql.splitlines()):

@@ -1,9 +1,17 @@
 """`s2d sql`: read-only SQL over the warehouse, printed as a table, CSV or JSON.
 
 Two guards keep it read-only: sqlglot (and DuckDB's own parser) classify the statement, and only
-one query (SELECT, FROM-first, VALUES, DESCRIBE, SHOW, SUMMARIZE) passes; the warehouse is then
-opened with a read-only connection, so DuckDB refuses any write that got through. It works
-whenever no run is writing (the connection waits for the writer's lock).
+one query (SELECT, FROM-first, VALUES, DESCRIBE, SHOW, SUMMARIZE) passes; the database is then
+opened with a read-only connection, so DuckDB refuses any write that got through.
+
+It reads the warehouse's read snapshot (``warehouse.read.duckdb``, published after every write),
+never the warehouse a run is writing, so a query never blocks a run nor waits for one. The
+connection is sandboxed (``SANDBOX``): no file system access beyond that database (``read_text``,
+``read_csv``, ``glob``, another DuckDB file by path are refused), no extension installed or
+loaded on demand, and the configuration locked so a query cannot undo it.
+
+CSV keeps every float exactly (Python's shortest round-trip ``repr``); JSON is strict JSON
+(NaN and infinities become ``null``).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +34,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
+
+from s2d_assets.core.errors import UserError, one_line
 
 FORMATS = ("table", "csv", "json")
 DIALECT = "duckdb"
@@ -48,7 +59,16 @@ WRITE_NODES = (
 )
 
 
-class QueryError(ValueError):
+# DuckDB settings of every `s2d sql` connection: only the opened database can be read.
+SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+class QueryError(UserError):
     """A query that cannot run: it does not parse, or there is not exactly one statement."""
 
 
@@ -91,21 +111,33 @@ def check_read_only(sql: str) -> exp.Expression:
     return statement
 
 
-def run_query(warehouse_path: Path, sql: str) -> QueryResult:
-    """Run one read-only query on a read-only connection to the warehouse."""
-    from s2d_assets.core.warehouse import Warehouse
-
+def run_query(database: Path, sql: str) -> QueryResult:
+    """Run one read-only query on a read-only, sandboxed connection to ``database`` (a DuckDB file)."""
     check_read_only(sql)
-    with Warehouse(warehouse_path).connect(read_only=True) as con:
+    if not database.is_file():
+        raise QueryError(f"{database}: no such DuckDB file; run `s2d run` first to build the warehouse")
+    try:
+        con = duckdb.connect(str(database), read_only=True, config=dict(SANDBOX))
+    except duckdb.Error as error:
+        raise QueryError(f"{database}: cannot open it as a DuckDB database: {one_line(str(error))}") from None
+    try:
         cursor = con.execute(sql)
         columns = [str(d[0]) for d in cursor.description or []]
         rows = cursor.fetchall()
+    except duckdb.PermissionException as error:
+        raise QueryError(f"refused: `s2d sql` reads only the warehouse ({one_line(str(error))})") from None
+    except duckdb.Error as error:
+        raise QueryError(f"the query failed: {one_line(str(error))}") from None
+    finally:
+        con.close()
     return QueryResult(columns, rows)
 
 
 # -- rendering ---------------------------------------------------------------------------------------
 def _plain(value: Any) -> Any:
-    """A JSON-ready version of a DuckDB value."""
+    """A strict-JSON-ready version of a DuckDB value (NaN and infinities become None)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, datetime | date | time):
@@ -121,13 +153,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, exact: bool = False) -> str:
+    """A value as text: floats to 6 significant digits for display, or exactly (``repr``) when ``exact``."""
     if value is None:
         return "NULL"
     if isinstance(value, dict | list | tuple):
-        return json.dumps(_plain(value), ensure_ascii=False)
+        return json.dumps(_plain(value), ensure_ascii=False, allow_nan=False)
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return repr(value) if exact else f"{value:.6g}"
     return str(_plain(value))
 
 
@@ -159,13 +192,13 @@ def render_csv(result: QueryResult) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(result.columns)
     for row in result.rows:
-        writer.writerow(["" if v is None else _text(v) for v in row])
+        writer.writerow(["" if v is None else _text(v, exact=True) for v in row])
     return buffer.getvalue().rstrip("\n")
 
 
 def render_json(result: QueryResult) -> str:
     records = [dict(zip(result.columns, (_plain(v) for v in row), strict=True)) for row in result.rows]
-    return json.dumps(records, indent=2, ensure_ascii=False, default=str)
+    return json.dumps(records, indent=2, ensure_ascii=False, default=str, allow_nan=False)
 
 
 def render_markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 80) -> str:
@@ -191,21 +224,29 @@ def render(result: QueryResult, fmt: str) -> str:
 
 # -- command -----------------------------------------------------------------------------------------
 def cmd_sql(args: argparse.Namespace) -> int:
+    """Errors are ``UserError``s: the `s2d` command prints them as one line and exits with status 2."""
     from s2d_assets.core.paths import state_paths
+    from s2d_assets.core.warehouse import Warehouse
 
-    sql = sys.stdin.read() if args.query == "-" else args.query
-    warehouse = args.warehouse or state_paths().warehouse
+    if args.file is not None:
+        if args.query is not None:
+            raise QueryError("give the query as an argument or with --file, not both")
+        source = str(args.file)
+        try:
+            sql = args.file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise QueryError(f"{source}: cannot read the query file ({one_line(str(error))})") from None
+    elif args.query is None:
+        raise QueryError("no query given: s2d sql \"SELECT ...\" (or --file query.sql, or '-' for stdin)")
+    else:
+        source = "<stdin>" if args.query == "-" else "query"
+        sql = sys.stdin.read() if args.query == "-" else args.query
     try:
-        result = run_query(warehouse, sql)
+        check_read_only(sql)  # refuse a write before looking for the warehouse
+        database = args.warehouse or Warehouse(state_paths().warehouse).read_snapshot()
+        result = run_query(database, sql)
     except QueryError as error:
-        print(f"s2d sql: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"s2d sql: {error}", file=sys.stderr)
-        return 1
-    except duckdb.Error as error:
-        print(f"s2d sql: {str(error).strip()}", file=sys.stderr)
-        return 1
+        raise type(error)(f"{source}: {error}") from None
     print(render(result, args.format))
     return 0
 
@@ -218,9 +259,13 @@ def add_sql_command(commands: Any) -> None:
         description="Run one read-only query on the warehouse (writes are refused), e.g. "
         "s2d sql \"SELECT * FROM analytics.pool_summary\". Use '-' to read the query from stdin.",
     )
-    sql.add_argument("query", help="the SQL query, or '-' to read it from stdin")
+    sql.add_argument("query", nargs="?", help="the SQL query, or '-' to read it from stdin")
+    sql.add_argument("--file", type=Path, default=None, help="read the query from this file instead")
     sql.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
     sql.add_argument(
-        "--warehouse", type=Path, default=None, help="DuckDB file (default: the state folder's warehouse.duckdb)"
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file to read (default: the state folder's read snapshot, warehouse.read.duckdb)",
     )
     sql.set_defaults(func=cmd_sql)
