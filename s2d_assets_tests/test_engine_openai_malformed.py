@@ -17,7 +17,8 @@ from s2d_assets.config.engine import OpenAICompatEngineSpec
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.engines import CachedEngine, GenerationCache
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
-from s2d_assets.engines.openai_compat import OpenAICompatEngine, ServerError, _retry_after
+from s2d_assets.engines.openai_compat import OpenAICompatEngine, ServerError
+from s2d_assets.engines.openai_responses import retry_after as _retry_after
 from s2d_assets_tests.openai_fake_server import FakeServer, Reply, completion, fake_servers
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=16)

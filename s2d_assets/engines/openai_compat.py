@@ -29,21 +29,26 @@ that every wait and every count is the one the experiment configured:
 
 from __future__ import annotations
 
-import email.utils
-import json
 import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import openai
 
 from s2d_assets.engines.base import Completion, GenerationRequest
+from s2d_assets.engines.openai_responses import (
+    MalformedResponse,
+    ParsedChoice,
+    cause,
+    parse_choices,
+    retry_after,
+    snippet,
+)
 
 if TYPE_CHECKING:
     from s2d_assets.config.engine import OpenAICompatEngineSpec
@@ -61,10 +66,6 @@ class ServerError(RuntimeError):
         self.status = status
 
 
-class MalformedResponse(ValueError):
-    """A 2xx response that is not a usable chat completion."""
-
-
 @dataclass
 class ServerStats:
     http_requests: int = 0
@@ -72,14 +73,6 @@ class ServerStats:
     n_requests: int = 0  # requests that asked for several samples at once
     malformed: int = 0  # responses refused as malformed (each one retried or reported)
     truncated: int = 0  # completions cut at max_new_tokens (finish_reason "length")
-
-
-@dataclass(frozen=True)
-class _Choice:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -146,7 +139,7 @@ class OpenAICompatEngine:
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests_):
             groups.setdefault((request.messages, request.params), []).append(index)
-        results: list[_Choice | None] = [None] * len(requests_)
+        results: list[ParsedChoice | None] = [None] * len(requests_)
 
         def run(indices: list[int]) -> None:
             for index, choice in zip(indices, self._samples([requests_[i] for i in indices]), strict=True):
@@ -171,7 +164,7 @@ class OpenAICompatEngine:
         return completions
 
     # -- one prompt's samples ------------------------------------------------------------------
-    def _samples(self, group: list[GenerationRequest]) -> list[_Choice]:
+    def _samples(self, group: list[GenerationRequest]) -> list[ParsedChoice]:
         if len(group) > 1 and self._server_honours_n is None:
             with self._probe:  # one group finds out whether the server honours n; the others wait for the answer
                 if self._server_honours_n is None:
@@ -184,7 +177,7 @@ class OpenAICompatEngine:
                 return choices
         return [self._post(self._body(request, n=1))[0] for request in group]
 
-    def _ask_n(self, group: list[GenerationRequest]) -> list[_Choice] | None:
+    def _ask_n(self, group: list[GenerationRequest]) -> list[ParsedChoice] | None:
         """All samples in one request; None when the server does not honour ``n`` (then per-sample requests)."""
         try:
             choices = self._post(self._body(group[0], n=len(group)))
@@ -219,7 +212,7 @@ class OpenAICompatEngine:
         }
 
     # -- HTTP with bounded retries ---------------------------------------------------------------
-    def _post(self, body: dict[str, Any]) -> list[_Choice]:
+    def _post(self, body: dict[str, Any]) -> list[ParsedChoice]:
         attempt = 0
         while True:
             with self._lock:
@@ -249,35 +242,35 @@ class OpenAICompatEngine:
             time.sleep(min(delay, self.max_retry_wait_s))
             attempt += 1
 
-    def _attempt(self, body: dict[str, Any]) -> list[_Choice] | _Failure:
+    def _attempt(self, body: dict[str, Any]) -> list[ParsedChoice] | _Failure:
         try:
             raw = self._client.chat.completions.with_raw_response.create(**body, extra_headers=self._headers)
         except openai.APITimeoutError as error:
             return _Failure(
-                f"no response in time ({_cause(error)}; timeouts: connect {self.connect_timeout_s:g} s, "
+                f"no response in time ({cause(error)}; timeouts: connect {self.connect_timeout_s:g} s, "
                 f"read {self.read_timeout_s:g} s)",
                 None,
                 retryable=True,
             )
         except openai.APIConnectionError as error:
-            return _Failure(f"cannot connect ({_cause(error)})", None, retryable=True)
+            return _Failure(f"cannot connect ({cause(error)})", None, retryable=True)
         except openai.APIStatusError as error:
             status = error.status_code
             return _Failure(
-                f"HTTP {status}: {_snippet(error.response.text) or '(empty body)'}",
+                f"HTTP {status}: {snippet(error.response.text) or '(empty body)'}",
                 status,
                 retryable=status in RETRYABLE_STATUS,
-                retry_after=_retry_after(error.response.headers),
+                retry_after=retry_after(error.response.headers),
             )
         response = raw.http_response
         try:
-            return _parse_choices(response.content, response.headers.get("content-type"))
+            return parse_choices(response.content, response.headers.get("content-type"))
         except MalformedResponse as error:
             with self._lock:
                 self.stats.malformed += 1
             return _Failure(f"malformed response (HTTP {response.status_code}): {error}", response.status_code, True)
 
-    def _count_truncated(self, choices: list[_Choice]) -> None:
+    def _count_truncated(self, choices: list[ParsedChoice]) -> None:
         truncated = sum(1 for choice in choices if choice.finish_reason == "length")
         if truncated:
             with self._lock:
@@ -290,119 +283,3 @@ def _setting(explicit: float | None, spec: object, field: str, default: float) -
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"engine.{field}: expected a finite number >= 0, got {value!r}")
     return value
-
-
-def _cause(error: BaseException) -> str:
-    cause = error.__cause__ or error
-    text = _snippet(str(cause), 160)
-    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
-
-
-def _snippet(text: str, limit: int = 300) -> str:
-    """One line of at most ``limit`` characters, for error messages."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the server asks to wait (``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        seconds = _seconds(millis)
-        if seconds is not None:
-            return max(0.0, seconds / 1000)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _seconds(value)
-    if seconds is None:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds)
-
-
-def _seconds(value: str) -> float | None:
-    """A number of seconds (huge values overflow to infinity); None for NaN and anything not a number."""
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return None if math.isnan(number) else number
-
-
-def _parse_choices(content: bytes, content_type: str | None) -> list[_Choice]:
-    """The choices of a chat completion, or MalformedResponse saying what is wrong with it."""
-    try:
-        payload = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedResponse(
-            f"body is not JSON (content-type {content_type or 'missing'}): "
-            f"{_snippet(content.decode(errors='replace'), 120)!r}"
-        ) from None
-    if not isinstance(payload, dict):
-        raise MalformedResponse(f"expected a JSON object, got {type(payload).__name__}")
-    if payload.get("error"):
-        raise MalformedResponse(f"error in body: {_snippet(json.dumps(payload['error']), 200)}")
-    raw_choices = payload.get("choices")
-    if not isinstance(raw_choices, list) or not raw_choices:
-        raise MalformedResponse("no choices" if raw_choices in (None, []) else "choices is not a list")
-    parsed: dict[int, tuple[str, str | None]] = {}
-    for position, choice in enumerate(raw_choices):
-        if not isinstance(choice, dict):
-            raise MalformedResponse(f"choice {position} is not an object")
-        index = choice.get("index", position)
-        if not isinstance(index, int) or isinstance(index, bool) or index in parsed:
-            raise MalformedResponse(f"choice {position} has a bad or repeated index {index!r}")
-        finish_reason = choice.get("finish_reason")
-        finish_reason = finish_reason if isinstance(finish_reason, str) else None
-        message = choice.get("message")
-        text = _text(message.get("content")) if isinstance(message, dict) else None
-        if text is None:
-            what = "no message" if not isinstance(message, dict) else "null content"
-            if isinstance(message, dict) and message.get("content") is not None:
-                what = f"content of type {type(message['content']).__name__}"
-            raise MalformedResponse(f"choice {index} has {what} (finish_reason {finish_reason!r})")
-        parsed[index] = (text.strip(), finish_reason)
-    texts = [parsed[i][0] for i in sorted(parsed)]
-    reasons = [parsed[i][1] for i in sorted(parsed)]
-    usage = payload.get("usage")
-    usage = usage if isinstance(usage, dict) else {}
-    prompt_tokens = _count(usage.get("prompt_tokens"))
-    completion_tokens = _split(_count(usage.get("completion_tokens")), texts)
-    return [
-        _Choice(text, prompt_tokens, tokens, reason)
-        for text, tokens, reason in zip(texts, completion_tokens, reasons, strict=True)
-    ]
-
-
-def _text(content: object) -> str | None:
-    """A message's text: a string, or a list of text parts; None when there is none."""
-    if isinstance(content, str):
-        return content
-    if (
-        isinstance(content, list)
-        and content
-        and all(isinstance(part, dict) and isinstance(part.get("text"), str) for part in content)
-    ):
-        return "".join(part["text"] for part in content)
-    return None
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _split(total: int, texts: list[str]) -> list[int]:
-    """Split a response's completion tokens over its choices, in proportion to their lengths."""
-    if len(texts) == 1:
-        return [total]
-    weights = [max(len(t), 1) for t in texts]
-    shares = [total * w // sum(weights) for w in weights]
-    for i in range(total - sum(shares)):
-        shares[i % len(shares)] += 1
-    return shares
