@@ -118,7 +118,8 @@ def combine_inputs(generated: Sequence[TaskInput], arrivals: Sequence[tuple[str,
             if (first.split, first.reference) != (item.split, item.reference):
                 raise InboxError(
                     f"{where}: input_id {item.input_id!r} is already the {first.split} input with reference "
-                    f"{first.reference!r} ({first_where}); this row says {item.split} with {item.reference!r}"
+                    f"{first.reference!r} ({first_where}); this row puts it in the {item.split} split with "
+                    f"reference {item.reference!r}, and a question is one input in one split"
                 )
             continue
         if prompt in by_prompt:

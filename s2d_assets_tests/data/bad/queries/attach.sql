@@ -1,0 +1,1 @@
+ATTACH '/tmp/other.duckdb' AS other

@@ -1,0 +1,1 @@
+COPY inputs TO '/tmp/leak.csv'

@@ -1,0 +1,2 @@
+-- a broken model
+SELECT task, count( FROM curated_pool

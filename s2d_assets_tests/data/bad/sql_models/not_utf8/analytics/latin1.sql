@@ -1,0 +1,2 @@
+-- résumé
+SELECT 1 AS x
