@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ from s2d_assets.config.experiment import GenerationSettingSpec, PairwiseJudgingS
 from s2d_assets.methods.bsm import pair_prompt, parse_pair
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.judging import (
+    alter_final_number,
     label_agreement,
     load_mt_bench,
+    load_mt_bench_references,
     parse_verdict,
     position_inconsistency,
 )
@@ -35,6 +38,7 @@ def test_mt_bench_pairs_come_from_two_generation_settings() -> None:
 
     spec = PairwiseJudgingSpec(
         kind="pairwise_judging",
+        source="mt_bench",
         train_size=3,
         eval_size=2,
         setting_b=GenerationSettingSpec(temperature=0.9, max_new_tokens=8),
@@ -81,6 +85,7 @@ def test_order_swap_and_verdicts() -> None:
     assert parse_verdict("[[B]]") == "B" and parse_verdict("[[C]]") == "tie"
     assert parse_verdict("A") == "A" and parse_verdict("Assistant B is better.") == "B"
     assert parse_verdict("Both are equally good.") == "tie" and parse_verdict("hmm") is None
+    assert parse_verdict("position_inconsistent") == "position_inconsistent"  # no verdict, and not a tie
 
 
 def test_metrics() -> None:
@@ -89,3 +94,41 @@ def test_metrics() -> None:
     assert position_inconsistency(pairs) == 0.5
     assert label_agreement(["A", "B", "tie"], ["A", "", "B"]) == 0.5
     assert label_agreement(["A"], [""]) is None
+
+
+@pytest.mark.timeout(60)
+def test_labelled_reference_pairs_have_known_labels_provenance_and_whole_questions_per_split() -> None:
+    references = {r["question_id"]: r for r in load_mt_bench_references()}
+    assert len(references) == 30 and {r["category"] for r in references.values()} == {"math", "reasoning", "coding"}
+    spec = PairwiseJudgingSpec(kind="pairwise_judging", train_size=24, eval_size=16, seed=3)
+    task = build_task(spec)
+    assert spec.source == "mt_bench_reference" and not task.needs_base_model  # type: ignore[attr-defined]
+    inputs = task.build_inputs()
+    assert len(inputs) == 40 and sum(i.split == TRAIN for i in inputs) == 24
+    labels = {i.reference for i in inputs}
+    assert labels == {"A", "B"}  # the reference's side, in a random order
+    splits: dict[int, set[str]] = {}
+    for item in inputs:
+        question, answer_a, answer_b = parse_pair(item.prompt)
+        source = references[item.meta["question_id"]]
+        assert question == source["question"]
+        better, worse = (answer_a, answer_b) if item.reference == "A" else (answer_b, answer_a)
+        assert better == source["reference"] and worse != better
+        if item.meta["wrong_answer"] == "other_question_reference":
+            assert worse == references[item.meta["wrong_answer_question_id"]]["reference"]
+        else:
+            assert item.meta["wrong_answer"] == "altered_final_number" and item.meta["category"] == "math"
+        assert item.meta["source"] == "mt_bench_reference" and item.meta["labelled"]
+        splits.setdefault(item.meta["question_id"], set()).add(item.split)
+    assert all(len(s) == 1 for s in splits.values())  # a question's pairs are in one split
+    with pytest.raises(ValueError, match="make 40 labelled pairs"):
+        build_task(PairwiseJudgingSpec(kind="pairwise_judging", train_size=30, eval_size=20)).build_inputs()
+
+
+def test_altering_the_final_answer() -> None:
+    rng = random.Random(0)
+    text = "x = 38\n\nThere are 19 integers in the solution of |x + 5| < 10."
+    altered = alter_final_number(text, rng)
+    assert altered is not None and altered.startswith("x = 38\n\nThere are ")
+    assert "19 integers" not in altered and altered.endswith("< 10.")
+    assert alter_final_number("No number at the end.", rng) is None

@@ -137,10 +137,16 @@ class GenerationSettingSpec(Strict):
 
 
 class PairwiseJudgingSpec(Strict):
-    """Pairwise judging: MT-bench questions answered by the base model under two settings, or a user file."""
+    """Pairwise judging: labelled MT-bench reference pairs, unlabelled MT-bench answers of the base model under
+    two settings, or a user file."""
 
     kind: Literal["pairwise_judging"]
-    source: Literal["mt_bench", "file"] = "mt_bench"
+    source: Literal["mt_bench_reference", "mt_bench", "file"] = Field(
+        "mt_bench_reference",
+        description="mt_bench_reference: MT-bench's math/reasoning/coding questions, each reference answer paired "
+        "with a wrong answer (the reference with its final number altered, or another question's reference), "
+        "labelled; mt_bench: the base model's answers under setting_a and setting_b, unlabelled; file: path",
+    )
     path: str | None = Field(None, description="user file: question, answer_a, answer_b, optional label (A/B/tie)")
     setting_a: GenerationSettingSpec = GenerationSettingSpec(temperature=0.0, max_new_tokens=96)
     setting_b: GenerationSettingSpec = GenerationSettingSpec(temperature=1.0, max_new_tokens=96)
@@ -231,6 +237,9 @@ class ChecksSpec(Strict):
     min_pool_size: int = Field(1, ge=0, description="kept inputs needed before a checkpoint is trained")
     min_parse_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of System 2 samples with a parsed answer")
     max_answer_share: float = Field(0.95, gt=0.0, le=1.0, description="warn when one answer holds more of the pool")
+    max_eval_answer_share: float = Field(
+        0.9, gt=0.0, le=1.0, description="warn when a system gives one answer to more of the eval items"
+    )
 
 
 class ScheduleSpec(Strict):

@@ -59,10 +59,33 @@ CREATE TABLE IF NOT EXISTS evaluations (
     checkpoint VARCHAR, train_examples INTEGER,
     PRIMARY KEY (experiment, task, method, system, split)
 );
+-- Baselines beside every score (added after the first release: ALTER keeps older warehouses readable).
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS majority_answer VARCHAR;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS majority_rate DOUBLE;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS top_answer VARCHAR;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS top_answer_share DOUBLE;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS answer_distribution JSON;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS parse_rate DOUBLE;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS discarded INTEGER;
+CREATE TABLE IF NOT EXISTS evaluation_groups (
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
+    split VARCHAR NOT NULL, group_name VARCHAR NOT NULL, n INTEGER, accuracy DOUBLE, majority_rate DOUBLE,
+    top_answer_share DOUBLE,
+    PRIMARY KEY (experiment, task, method, system, split, group_name)
+);
 """
 
 # Tables whose rows belong to one experiment (the generation cache is shared: it is keyed by content).
-EXPERIMENT_TABLES = ("inputs", "perturbed_inputs", "generations", "curated_pool", "distillation_set", "evaluations")
+EXPERIMENT_TABLES = (
+    "inputs",
+    "perturbed_inputs",
+    "generations",
+    "curated_pool",
+    "distillation_set",
+    "evaluations",
+    "evaluation_groups",
+)
 # A warehouse written before tables carried the experiment: its rows are moved under this name.
 LEGACY_EXPERIMENT = "default"
 

@@ -1,4 +1,5 @@
-"""Asset checks that guard the pools; the blocking ones stop a checkpoint from being trained."""
+"""Asset checks that guard the pools (the blocking ones stop a checkpoint from being trained) and the
+evaluation (a system that gives one answer to almost every item)."""
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, ResourceParam, asset_check
 
@@ -62,6 +63,37 @@ def answer_distribution(warehouse: Warehouse, task: str, method: str, max_share:
     )
 
 
+def answer_collapse(warehouse: Warehouse, task: str, method: str, max_share: float) -> AssetCheckResult:
+    """Warn when a system gives one answer to more than ``max_share`` of the eval items (a constant-answer
+    model scores the majority-class rate, which is not a skill); the rates are in the metadata."""
+    rows = warehouse.query(
+        "SELECT system, n, accuracy, majority_rate, top_answer, top_answer_share FROM evaluations "
+        "WHERE experiment = ? AND task = ? AND method = ? AND top_answer_share IS NOT NULL ORDER BY system",
+        [warehouse.experiment, task, method],
+    ).to_dicts()
+    # A handful of items says nothing about collapse.
+    collapsed = [r for r in rows if r["n"] >= 5 and r["top_answer_share"] > max_share]
+    metadata: dict[str, object] = {"max_answer_share": max_share}
+    for row in rows:
+        metadata[f"{row['system']}_top_answer"] = row["top_answer"] or ""
+        metadata[f"{row['system']}_top_answer_share"] = round(row["top_answer_share"], 4)
+    if rows and rows[0]["majority_rate"] is not None:
+        metadata["majority_rate"] = round(rows[0]["majority_rate"], 4)
+    return AssetCheckResult(
+        passed=not collapsed,
+        severity=AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=(
+            "; ".join(
+                f"{r['system']} answers {r['top_answer']!r} to {r['top_answer_share']:.0%} of {r['n']} items"
+                + (f" (majority class {r['majority_rate']:.0%})" if r["majority_rate"] is not None else "")
+                for r in collapsed
+            )
+            or None
+        ),
+    )
+
+
 def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
     dataset = method_key(experiment, task, method, "distillation_set")
     generations = method_key(experiment, task, method, "s2_generations")
@@ -83,4 +115,12 @@ def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> li
     def check_answers(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
         return answer_distribution(s2d.warehouse, task, method, spec.max_answer_share)
 
-    return [check_pool_size, check_leakage, check_parse_rate, check_answers]
+    @asset_check(
+        asset=method_key(experiment, task, method, "evaluation"),
+        name="answer_collapse",
+        description="No system gives the same answer to almost every eval item.",
+    )
+    def check_collapse(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return answer_collapse(s2d.warehouse, task, method, spec.max_eval_answer_share)
+
+    return [check_pool_size, check_leakage, check_parse_rate, check_answers, check_collapse]

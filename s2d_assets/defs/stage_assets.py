@@ -163,7 +163,7 @@ STAGES: tuple[Stage, ...] = (
         "evaluation",
         True,
         _fixed("s1_checkpoint", "s1_generations", BASE, "raw_inputs"),
-        ("generations", "evaluations", "llm_cache"),
+        ("generations", "evaluations", "evaluation_groups", "llm_cache"),
         lambda ctx, t, m: plan.evaluation_version(ctx.experiment, ctx.method(m)),
         _evaluate,
         "System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",

@@ -1,4 +1,8 @@
-"""Stage 5, the distillation set: the System 1 prompt -> the kept final answer, no intermediate tokens."""
+"""Stage 5, the distillation set: the System 1 prompt -> the kept final answer, no intermediate tokens.
+
+The prompt is the task's System 1 prompt (``methods/system1.py``: the judge instruction for pairwise
+judging), the one the distilled model is evaluated on.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def build_distillation_set(ctx: StageContext, task_name: str, method_name: str) 
             "task": task_name,
             "method": method_name,
             "input_id": pool["input_id"],
-            "prompt": [direct_prompt(q) for q in pool["question"]],
+            "prompt": [direct_prompt(q, ctx.task(task_name).kind) for q in pool["question"]],
             "completion": pool["answer"],
         },
         schema={

@@ -11,7 +11,7 @@ from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
-from s2d_assets.methods import SYSTEM1, MethodDefinition
+from s2d_assets.methods import MethodDefinition, system1_for
 from s2d_assets.methods.runner import Chain, run_method
 from s2d_assets.tasks import EVAL, TRAIN, Task
 
@@ -61,7 +61,8 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
 
 def generate_system1_baseline(ctx: StageContext, task_name: str, base: BaseModel) -> StageResult:
     engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
-    frame, summary = answer_eval_split(ctx, task_name, SYSTEM1_BASELINE, "system1", SYSTEM1, engine)
+    method = system1_for(ctx.task(task_name).kind)
+    frame, summary = answer_eval_split(ctx, task_name, SYSTEM1_BASELINE, "system1", method, engine)
     return StageResult(
         data_version=rows_hash(frame.select("input_id", "output").rows()),
         metadata={**summary, **engine.stats.as_metadata()},

@@ -54,7 +54,7 @@ def pool_version(experiment: Experiment, method: str) -> str:
     return content_hash(spec.model_dump(mode="json"))
 
 
-DISTILLATION_SET_VERSION = "direct-answer-v1"
+DISTILLATION_SET_VERSION = "direct-answer-v2"  # v2: the judge instruction for pairwise judging
 
 
 def training_version(experiment: Experiment) -> str:

@@ -9,7 +9,7 @@ from s2d_assets.methods.bsm import BSM
 from s2d_assets.methods.cot import COT_FEW_SHOT, COT_ZERO_SHOT, load_exemplars
 from s2d_assets.methods.rar import RAR_1STEP, RAR_2STEP
 from s2d_assets.methods.s2a import S2A_METHODS
-from s2d_assets.methods.system1 import SYSTEM1, direct_prompt
+from s2d_assets.methods.system1 import SYSTEM1, direct_prompt, system1_for
 
 METHODS: dict[str, MethodDefinition] = {
     m.kind: m for m in (SYSTEM1, RAR_1STEP, RAR_2STEP, COT_ZERO_SHOT, COT_FEW_SHOT, *S2A_METHODS, BSM)
@@ -48,4 +48,5 @@ __all__ = [
     "build_method",
     "direct_prompt",
     "method_definition",
+    "system1_for",
 ]

