@@ -267,9 +267,32 @@ class LimitsSpec(Strict):
     max_length: int | None = Field(None, ge=1)
 
 
+REPLICATE_SEPARATOR = ".seed"  # not part of any slug, so a replicate's name never collides with an experiment's
+
+
+def replicate_name(name: str, seed: int, first_seed: int) -> str:
+    """The experiment name a seed's rows carry: the name itself for ``first_seed``, else ``<name>.seed<seed>``."""
+    return name if seed == first_seed else f"{name}{REPLICATE_SEPARATOR}{seed}"
+
+
+def replicate_base(name: str) -> tuple[str, int | None]:
+    """(experiment, seed) of a replicate's name; the seed is None for the experiment's own name."""
+    base, separator, seed = name.rpartition(REPLICATE_SEPARATOR)
+    if separator and base and seed.removeprefix("-").isdigit():
+        return base, int(seed)
+    return name, None
+
+
 class Experiment(Strict):
     name: str = Field(description=f"a slug: {NAME_RULE}")
-    seed: int = 0
+    seed: int = Field(0, description="sampling seed; task and training seeds are offset from it per replicate")
+    seeds: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="replicates: each seed draws its own task inputs (train/eval split), samples and training "
+        "order; results report mean and standard deviation over them. Default: [seed], one replicate",
+    )
     n_samples: int = Field(8, ge=1, description="System 2 samples per input for self-consistency")
     model: ModelSpec = ModelSpec()
     engine: EngineSpec = TransformersEngineSpec()
@@ -283,6 +306,21 @@ class Experiment(Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     coconut: CoconutSpec | None = Field(None, description="continuous-thought System 1 (Coconut); off when absent")
     limits: LimitsSpec = Field(LimitsSpec(), description=f"raise the size limits {DEFAULT_LIMITS} explicitly")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_from_seeds(cls, data: Any) -> Any:
+        # `seeds: [3, 4, 5]` alone makes 3 the experiment's own seed: its replicate keeps the plain name.
+        if isinstance(data, dict) and data.get("seeds") and "seed" not in data and isinstance(data["seeds"], list):
+            return {**data, "seed": data["seeds"][0]}
+        return data
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"seeds {list(value)} repeat a seed")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -366,6 +404,33 @@ class Experiment(Strict):
 
     def curation_for(self, method: str) -> CurationSpec:
         return self.methods[method].curation or self.curation
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+    def replicate(self, seed: int) -> Experiment:
+        """The experiment as run with ``seed``: sampling seed ``seed``, every task seed and the training
+        seed shifted by ``seed - self.seed`` (so the replicate of ``self.seed`` is the experiment itself),
+        named ``replicate_name(...)``. A replicate has one seed and no Coconut section."""
+        if seed == self.seed and self.seeds in (None, (seed,)):
+            return self
+        offset = seed - self.seed
+        tasks = {name: task.model_copy(update={"seed": task.seed + offset}) for name, task in self.tasks.items()}
+        return self.model_copy(
+            update={
+                "name": replicate_name(self.name, seed, self.seed),
+                "seed": seed,
+                "seeds": None,
+                "tasks": tasks,
+                "training": self.training.model_copy(update={"seed": self.training.seed + offset}),
+                "coconut": None,
+            }
+        )
+
+    def replicates(self) -> list[Experiment]:
+        """One experiment per seed of ``seed_list``, in that order."""
+        return [self.replicate(seed) for seed in self.seed_list]
 
     @property
     def fingerprint(self) -> str:
