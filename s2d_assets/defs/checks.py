@@ -8,6 +8,7 @@ from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.defs.common import method_key
 from s2d_assets.distill.context import StageContext
 from s2d_assets.tasks import EVAL
+from s2d_assets.tasks.base import normalize_prompt
 
 
 def pool_size(warehouse: Warehouse, task: str, method: str, minimum: int) -> AssetCheckResult:
@@ -20,15 +21,29 @@ def pool_size(warehouse: Warehouse, task: str, method: str, minimum: int) -> Ass
 
 
 def eval_leakage(warehouse: Warehouse, task: str, method: str) -> AssetCheckResult:
-    leaked = warehouse.query(
-        "SELECT d.input_id FROM distillation_set d JOIN inputs i USING (experiment, task, input_id) "
-        "WHERE d.experiment = ? AND d.task = ? AND d.method = ? AND i.split = ? ORDER BY d.input_id",
-        [warehouse.experiment, task, method, EVAL],
-    )["input_id"].to_list()
+    """No training example asks an eval question: prompts are compared normalised, whatever the ids say.
+
+    A training example whose input is not in ``inputs`` cannot be checked, and fails the check too.
+    """
+    training = warehouse.query(
+        "SELECT d.input_id, i.prompt FROM distillation_set d LEFT JOIN inputs i USING (experiment, task, input_id) "
+        "WHERE d.experiment = ? AND d.task = ? AND d.method = ? ORDER BY d.input_id",
+        [warehouse.experiment, task, method],
+    ).rows()
+    evaluation = warehouse.query(
+        "SELECT input_id, prompt FROM inputs WHERE experiment = ? AND task = ? AND split = ? ORDER BY input_id",
+        [warehouse.experiment, task, EVAL],
+    ).rows()
+    eval_ids = {normalize_prompt(prompt): input_id for input_id, prompt in evaluation}
+    leaked = [
+        f"{input_id} (not in inputs)" if prompt is None else f"{input_id} (= eval {eval_ids[normalize_prompt(prompt)]})"
+        for input_id, prompt in training
+        if prompt is None or normalize_prompt(prompt) in eval_ids
+    ]
     return AssetCheckResult(
         passed=not leaked,
         metadata={"leaked_inputs": len(leaked), "examples": ", ".join(leaked[:10])},
-        description="no eval-split input in the training set" if not leaked else f"{len(leaked)} eval inputs leaked",
+        description="no eval question in the training set" if not leaked else f"{len(leaked)} eval questions leaked",
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from tqdm.auto import tqdm
 
+from s2d_assets.core.faults import fault_point
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.engines.base import Completion, Engine, GenerationRequest
 
@@ -118,7 +119,9 @@ class CachedEngine:
                 entries = [
                     (key, request, completion) for (key, request), completion in zip(batch, completions, strict=True)
                 ]
+                fault_point("generation:before_commit")  # test hooks (core/faults.py)
                 self.cache.store(self.model_fingerprint, entries)
+                fault_point("generation:after_batch")
                 for key, _, completion in entries:
                     found[key] = completion
                 self.stats.batches += 1
