@@ -1,0 +1,130 @@
+"""`s2d report`: the results document from a warehouse with three seeds (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.distill import results_doc
+from s2d_assets.tasks import build_task
+from s2d_assets_tests.conftest import write_experiment
+
+EXPERIMENT = {
+    "name": "fixture",
+    "seeds": [0, 1, 2],
+    "tasks": {"coin_flip": {"kind": "coin_flip", "n_people": 1, "train_size": 2, "eval_size": 8, "name_pool": 50}},
+    "methods": {"rar_1step": {"kind": "rar_1step"}},
+}
+
+
+def _generations(
+    system: str, method: str, items: list[dict[str, str]], answers: list[str], tokens: int
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "task": "coin_flip",
+            "method": method,
+            "system": system,
+            "split": "eval",
+            "input_id": [i["input_id"] for i in items],
+            "variant_id": 0,
+            "sample_idx": 0,
+            "steps": "[]",
+            "output": answers,
+            "answer": answers,
+            "prompt_tokens": 10,
+            "completion_tokens": tokens,
+            "seconds": 0.01,
+            "cache_key": [f"{system}-{i['input_id']}" for i in items],
+        }
+    )
+
+
+def fixture_warehouse(path: Path, experiment_file: Path) -> None:
+    """Three seeds: System 1 always says "yes"; System 2 is wrong on `seed` items; distilled on one item."""
+    experiment = parse_experiment(EXPERIMENT, experiment_file)
+    for replicate in experiment.replicates():
+        warehouse = Warehouse(path, experiment=replicate.name)
+        inputs = build_task(replicate.tasks["coin_flip"]).build_inputs()
+        frame = pl.DataFrame(
+            {
+                "task": "coin_flip",
+                "split": [i.split for i in inputs],
+                "input_id": [i.input_id for i in inputs],
+                "prompt": [i.prompt for i in inputs],
+                "reference": [i.reference for i in inputs],
+                "meta": [json.dumps(i.meta) for i in inputs],
+            }
+        )
+        items = [{"input_id": i.input_id, "reference": i.reference} for i in inputs if i.split == "eval"]
+        flip = {"yes": "no", "no": "yes"}
+        s2 = [flip[i["reference"]] if k < replicate.seed else i["reference"] for k, i in enumerate(items)]
+        distilled = [flip[i["reference"]] if k == 0 else i["reference"] for k, i in enumerate(items)]
+        warehouse.replace_tables(
+            [
+                ("inputs", {"task": "coin_flip"}, frame),
+                (
+                    "generations",
+                    {"task": "coin_flip", "method": "system1"},
+                    _generations("system1", "system1", items, ["yes"] * 8, 2),
+                ),
+                (
+                    "generations",
+                    {"task": "coin_flip", "method": "rar_1step"},
+                    pl.concat(
+                        [
+                            _generations("system2", "rar_1step", items, s2, 40),
+                            _generations("distilled", "rar_1step", items, distilled, 2),
+                        ]
+                    ),
+                ),
+                (
+                    "evaluations",
+                    {"task": "coin_flip", "method": "rar_1step"},
+                    pl.DataFrame(
+                        {
+                            "task": "coin_flip",
+                            "method": "rar_1step",
+                            "system": ["system1", "system2", "distilled"],
+                            "split": "eval",
+                            "n": [8, 8, 8],
+                            "accuracy": [0.5, 1 - replicate.seed / 8, 7 / 8],
+                            "mean_tokens": [2.0, 40.0, 2.0],
+                            "train_examples": [None, None, 2],
+                        },
+                        schema_overrides={"train_examples": pl.Int32, "n": pl.Int32},
+                    ),
+                ),
+            ]
+        )
+
+
+@pytest.mark.timeout(60)
+def test_report_has_mean_sd_and_n_over_three_seeds(tmp_path: Path) -> None:
+    experiment_file = write_experiment(tmp_path / "fixture.yaml", EXPERIMENT)
+    warehouse = tmp_path / "warehouse.duckdb"
+    fixture_warehouse(warehouse, experiment_file)
+    output = tmp_path / "results.md"
+    text = results_doc.write_report(warehouse, [experiment_file], output)
+    assert output.read_text() == text
+    table = {line.split(" | ")[2]: line for line in text.splitlines() if line.startswith("| coin_flip | rar_1step |")}
+    # System 2 is wrong on 0, 1 and 2 of 8 items: 100, 87.5 and 75 % -> 87.5 ± 12.5 over the seeds.
+    assert "87.5 ± 12.5%" in table["System 2"]
+    assert "| 8 × 3 |" in table["System 2"]
+    # distilled: 7 of 8 in every seed -> no spread; System 1 answers "yes" to everything.
+    assert "87.5 ± 0.0%" in table["distilled System 1"]
+    assert "`yes` 100%" in table["System 1"]
+    # The majority class beside accuracy: the share of the eval split's most common reference.
+    assert table["System 1"].split(" | ")[5].endswith("%")
+    assert "seeds 0, 1, 2" in text
+    assert "see paper Table 1" in text  # coin flip with RaR: the paper's table is named, no number guessed
+    # Regenerating keeps the hand-written text outside the blocks.
+    output.write_text(text + "\nA note written by hand.\n")
+    again = results_doc.write_report(warehouse, [experiment_file], output)
+    assert "A note written by hand." in again
+    assert again.count(results_doc.BEGIN.format("header")) == 1
