@@ -42,15 +42,15 @@ class StatePaths:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        return self.inside(self.root / "warehouse.duckdb")
 
     @property
     def models(self) -> Path:
-        return self.root / "models"
+        return self.inside(self.root / "models")
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self.inside(self.root / "checkpoints")
 
     def checkpoint(self, experiment: str, *parts: str) -> Path:
         """The one place a checkpoint folder is named: ``checkpoints/<experiment>/<task>/<method>``."""
@@ -69,7 +69,7 @@ class StatePaths:
 
     @property
     def inbox(self) -> Path:
-        return self.root / "inbox"
+        return self.inside(self.root / "inbox")
 
 
 def state_paths() -> StatePaths:
