@@ -182,37 +182,49 @@ def _decision_sql(filter_kind: str) -> str:
     raise ValueError(f"unknown curation filter {filter_kind!r}")
 
 
-def decide(
-    samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float = 0.0, unparsed: str = "ignore"
-) -> pl.DataFrame:
-    """Every input's decision from its samples (``input_id, variant_id, sample_idx, answer, answer_map``).
+# The stage's samples, read where they lie (``?``: experiment, task, method, split).
+SAMPLES_SQL = (
+    "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
+    "FROM generations g LEFT JOIN perturbed_inputs p "
+    "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
+    "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
+    "AND g.system = 'system2' AND g.split = ?"
+)
 
-    ``samples`` is a polars frame or any relation DuckDB can scan. Returns one row per input with
-    ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a variant 0 are an error. ``unparsed``:
-    ``ignore`` = a vote share is over the samples that vote; ``count`` = over every sample.
-    ``n_samples`` is every sample either way.
+
+def decide_in(
+    con: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    params: Sequence[object],
+    filter_kind: str,
+    min_agreement: float = 0.0,
+    unparsed: str = "ignore",
+) -> pl.DataFrame:
+    """Every input's decision from the samples ``source_sql`` selects in ``con`` (one query, no copy).
+
+    ``source_sql`` selects ``input_id, variant_id, sample_idx, answer, answer_map`` with ``params``.
+    Returns one row per input with ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a
+    variant 0 are an error. ``unparsed``: ``ignore`` = a vote share is over the samples that vote;
+    ``count`` = over every sample. ``n_samples`` is every sample either way.
     """
     if unparsed not in UNPARSED_MODES:
         raise ValueError(f"unparsed must be one of {UNPARSED_MODES}, got {unparsed!r}")
-    con = duckdb.connect()
-    try:
-        con.register("samples", samples)
-        threshold = float(min_agreement)
-        if threshold != threshold or threshold in (float("inf"), float("-inf")):
-            raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
-        sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
-        # N: every sample (``count``) or only the samples that vote (``ignore``).
-        sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
-        frame = con.sql(sql + " ORDER BY 1").pl()
-        if filter_kind in ("perturbation", "combined"):
-            missing = con.execute(
-                "SELECT input_id FROM samples GROUP BY input_id "
-                "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1"
-            ).fetchone()
-            if missing:
-                raise ValueError(f"input {missing[0]}: variant 0 (the input itself) is missing")
-    finally:
-        con.close()
+    threshold = float(min_agreement)
+    if threshold != threshold or threshold in (float("inf"), float("-inf")):
+        raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
+    sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
+    # N: every sample (``count``) or only the samples that vote (``ignore``).
+    sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
+    sql = sql.replace("WITH ", f"WITH samples AS ({source_sql}),\n", 1)
+    frame = con.sql(sql + " ORDER BY 1", params=list(params)).pl()
+    if filter_kind in ("perturbation", "combined"):
+        missing = con.sql(
+            f"SELECT input_id FROM ({source_sql}) GROUP BY input_id "
+            "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1",
+            params=list(params),
+        ).fetchall()
+        if missing:
+            raise ValueError(f"input {missing[0][0]}: variant 0 (the input itself) is missing")
     return frame.select(
         pl.col("input_id"),
         pl.col("answer").cast(pl.String),
@@ -222,6 +234,27 @@ def decide(
         pl.col("kept").cast(pl.Boolean),
         pl.col("reason"),
     )
+
+
+def decide(
+    samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float = 0.0, unparsed: str = "ignore"
+) -> pl.DataFrame:
+    """``decide_in`` over a polars frame (or anything DuckDB can scan) of samples."""
+    con = duckdb.connect()
+    try:
+        con.register("frame_samples", samples)
+        return decide_in(con, "SELECT * FROM frame_samples", [], filter_kind, min_agreement, unparsed)
+    finally:
+        con.close()
+
+
+def _sample_counts(con: duckdb.DuckDBPyConnection, params: Sequence[object]) -> dict[str, int]:
+    row = con.sql(
+        f"SELECT count(*), count(*) FILTER (WHERE answer IS NULL), "
+        f"count(*) FILTER (WHERE answer = '{POSITION_INCONSISTENT}') FROM ({SAMPLES_SQL})",
+        params=list(params),
+    ).fetchall()[0]
+    return {"samples": row[0], "unparsed_samples": row[1], "position_inconsistent_samples": row[2]}
 
 
 # -- universal self-consistency -----------------------------------------------------------------
@@ -314,19 +347,13 @@ def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.Da
 # -- the stage ----------------------------------------------------------------------------------
 def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     spec = ctx.experiment.curation_for(method_name)
+    params = [ctx.experiment.name, task_name, method_name, TRAIN]
     with ctx.warehouse.connect() as con:
-        samples = con.sql(
-            "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
-            "FROM generations g LEFT JOIN perturbed_inputs p "
-            "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
-            "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
-            "AND g.system = 'system2' AND g.split = ?",
-            params=[ctx.experiment.name, task_name, method_name, TRAIN],
-        ).pl()
+        counts = _sample_counts(con, params)
+        if spec.filter != "usc":
+            decisions = decide_in(con, SAMPLES_SQL, params, spec.filter, spec.min_agreement, spec.unparsed)
     if spec.filter == "usc":
         decisions = _usc_decisions(ctx, task_name, method_name)
-    else:
-        decisions = decide(samples, spec.filter, spec.min_agreement, spec.unparsed)
     frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(
         "task", "method", *POOL_COLUMNS
     )
@@ -340,23 +367,20 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
             "kept": kept,
             "keep_rate": round(kept / max(frame.height, 1), 4),
             "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
-            **curation_metadata(spec, samples, frame),
+            **curation_metadata(spec, counts, frame),
         },
         markdown={"reasons": markdown_table(reasons) if frame.height else "(empty)"},
     )
 
 
-def curation_metadata(spec: Any, samples: pl.DataFrame, pool: pl.DataFrame) -> dict[str, Any]:
+def curation_metadata(spec: Any, counts: dict[str, int], pool: pl.DataFrame) -> dict[str, Any]:
     """What the pool was filtered by, named as such: the filter, its threshold (``min_agreement``; 0 = the
     published plurality vote), how unparsed samples count, and how many samples and inputs were dropped why."""
-    answers = samples["answer"] if samples.height else pl.Series([], dtype=pl.String)
     return {
         "filter": spec.filter,
         "min_agreement": spec.min_agreement,
         "threshold": "plurality vote" if spec.min_agreement == 0 else f"plurality with >= {spec.min_agreement:g}",
         "unparsed": spec.unparsed,
-        "samples": samples.height,
-        "unparsed_samples": int(answers.is_null().sum()),
-        "position_inconsistent_samples": int((answers == POSITION_INCONSISTENT).sum()),
+        **counts,
         "position_inconsistent_inputs": int((pool["reason"] == POSITION_INCONSISTENT).sum()) if pool.height else 0,
     }
