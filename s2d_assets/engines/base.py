@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from s2d_assets.core.errors import StateError
 from s2d_assets.core.fingerprint import canonical_json, content_hash
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def require_adapter(adapter_dir: Path) -> Path:
+    """A LoRA adapter folder's config; a folder without one is an error naming it, never silently skipped
+    (which would evaluate the base model under the distilled model's name)."""
+    config = adapter_dir / ADAPTER_CONFIG
+    if not config.is_file():
+        raise StateError(
+            f"{adapter_dir}: not a LoRA adapter folder ({ADAPTER_CONFIG} is missing); the checkpoint is incomplete: "
+            "delete it and materialise its checkpoint asset again (`s2d refresh`)"
+        )
+    return config
+
 
 Message = tuple[str, str]  # (role, content)
 

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from s2d_assets.core.hardware import generation_dtype_name
-from s2d_assets.engines.base import Completion, GenerationRequest
+from s2d_assets.engines.base import Completion, GenerationRequest, require_adapter
 from s2d_assets.engines.kv import preallocated_cache
 from s2d_assets.engines.sampling import sample, seed_words
 
@@ -36,8 +36,10 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 def load_model(model_dir: Path, dtype: torch.dtype, adapter_dir: Path | None = None) -> PreTrainedModel:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-    if adapter_dir is not None and (adapter_dir / "adapter_config.json").exists():
+    if adapter_dir is not None:
         from peft import PeftModel
+
+        require_adapter(adapter_dir)
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     model.eval()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d_assets.config.engine import VLLM_LORA_RANKS, VLLM_MAX_TEMPERATURE, VLLMEngineSpec
-from s2d_assets.engines.base import Completion, GenerationRequest
+from s2d_assets.engines.base import Completion, GenerationRequest, require_adapter
 from s2d_assets.engines.vllm_registry import SHARED
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,8 @@ class VLLMEngine:
         self._fingerprint = fingerprint
         self.lora: LoRAArgs | None = None
         self.stats = VLLMStats()
-        if adapter_dir is not None and (adapter_dir / "adapter_config.json").exists():
+        if adapter_dir is not None:
+            require_adapter(adapter_dir)
             if spec.lora == "merged":
                 model = str(merged_model_dir(model, adapter_dir))
             else:
