@@ -53,9 +53,9 @@ class Server:
         if self.process.poll() is not None:
             self.fail(f"exited with code {self.process.returncode}")
 
-    def wait_until_up(self, deadline: float) -> None:
-        """Polls /models with a capped backoff until it answers, the process dies, or the deadline passes."""
-        delay = POLL_FIRST_S
+    def wait_until_up(self, seconds: float = START_DEADLINE_S) -> None:
+        """Polls /models with a capped backoff until it answers, the process dies, or the time is up."""
+        deadline, delay = time.monotonic() + seconds, POLL_FIRST_S
         while True:
             self.fail_if_dead()
             try:
@@ -64,12 +64,13 @@ class Server:
             except requests.RequestException:
                 pass
             if time.monotonic() + delay > deadline:
-                self.fail(f"not up within {START_DEADLINE_S:.0f} s")
+                self.fail(f"not up within {seconds:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, POLL_MAX_S)
 
-    def call(self, fn: Callable[[], T], deadline: float) -> T:
-        """Runs fn in a thread while watching the server: fails at once if it dies, or at the deadline."""
+    def call(self, fn: Callable[[], T], seconds: float = START_DEADLINE_S) -> T:
+        """Runs fn in a thread while watching the server: fails at once if it dies, or when the time is up."""
+        deadline = time.monotonic() + seconds
         outcome: dict[str, object] = {}
 
         def target() -> None:
@@ -85,7 +86,7 @@ class Server:
             if worker.is_alive():
                 self.fail_if_dead()
                 if time.monotonic() > deadline:
-                    self.fail(f"gave no answer within {START_DEADLINE_S:.0f} s")
+                    self.fail(f"gave no answer within {seconds:.0f} s")
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
         return outcome["value"]  # type: ignore[return-value]
@@ -119,7 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture
 def ready(server: Server) -> Server:
-    server.wait_until_up(time.monotonic() + START_DEADLINE_S)
+    server.wait_until_up()
     return server
 
 
@@ -132,9 +133,7 @@ def engine(url: str, **overrides: object) -> OpenAICompatEngine:
 def test_retries_until_the_server_is_up_and_reads_usage(server: Server) -> None:
     client = engine(server.url, max_retries=12, backoff_seconds=0.25)
     params = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=24)
-    (result,) = server.call(
-        lambda: client.generate([GenerationRequest.user(QUESTION, params)]), time.monotonic() + START_DEADLINE_S
-    )
+    (result,) = server.call(lambda: client.generate([GenerationRequest.user(QUESTION, params)]))
     assert server.process.poll() is None
     assert client.stats.retries >= 1  # connection refused while the server was loading
     assert result.text
