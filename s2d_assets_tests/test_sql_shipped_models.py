@@ -50,7 +50,7 @@ def fixture_warehouse(path: Path) -> Warehouse:
                 {"task": task, "method": method, "system": "system2", "split": "train", "input_id": input_id}
                 | {"variant_id": 0, "sample_idx": sample, "answer": answer, "completion_tokens": 10}
             )
-        decision = majority_vote(answers, 0.5)
+        decision = majority_vote(answers, 0.5, unparsed="count")  # the fixture was written with N = every sample
         pool.append(
             {"task": task, "method": method, "input_id": input_id, "answer": decision.answer}
             | {"votes": json.dumps(decision.votes), "n_samples": decision.n_samples, "agreement": decision.agreement}
@@ -106,6 +106,7 @@ def test_every_shipped_model_is_there_and_every_table_has_a_writer() -> None:
 def test_pool_summary(warehouse: Warehouse) -> None:
     assert rows(warehouse, "SELECT * FROM analytics.pool_summary") == [
         {
+            "experiment": "fixture",
             "task": "t1",
             "method": "m1",
             "inputs": 4,
@@ -118,6 +119,7 @@ def test_pool_summary(warehouse: Warehouse) -> None:
             "dropped_no_answer": 1,
         },
         {
+            "experiment": "fixture",
             "task": "t1",
             "method": "m2",
             "inputs": 2,
@@ -151,6 +153,7 @@ def test_agreement_histogram(warehouse: Warehouse) -> None:
 def test_method_comparison(warehouse: Warehouse) -> None:
     assert rows(warehouse, "SELECT * FROM analytics.method_comparison") == [
         {
+            "experiment": "fixture",
             "task": "t1",
             "method": "m1",
             "n": 4,
@@ -164,6 +167,7 @@ def test_method_comparison(warehouse: Warehouse) -> None:
             "pool_keep_rate": 0.5,
         },
         {
+            "experiment": "fixture",
             "task": "t1",
             "method": "m2",
             "n": 4,

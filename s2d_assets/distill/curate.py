@@ -104,19 +104,31 @@ def _decision_sql(filter_kind: str) -> str:
     head = f"WITH {_MAPPED}, {votes}"
     select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
     if filter_kind == "self_consistency":
-        discarded = f"v.winner_candidate = {_DISCARD}"
-        return f"""{head}
-        SELECT t.input_id,
-               CASE WHEN v.top = 0 OR v.runner_up = v.top OR {discarded} THEN NULL ELSE v.winner_candidate END
+        # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
+        return f"""WITH counts AS (
+            SELECT input_id, answer, count(*) AS c FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
+        ),
+        per_input AS (
+            -- the top count's answer, ties broken both ways: the two differ exactly when the top is tied
+            SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
+                   coalesce(max(c) FILTER (WHERE answer IS NOT NULL), 0) AS top,
+                   arg_min(answer, (-c, answer)) FILTER (WHERE answer IS NOT NULL) AS winner_candidate,
+                   arg_max(answer, (c, answer)) FILTER (WHERE answer IS NOT NULL) AS last_of_top,
+                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', ' ORDER BY answer)
+                                    FILTER (WHERE answer IS NOT NULL), '') || '}}' AS votes
+            FROM counts GROUP BY input_id
+        ),
+        decided AS (SELECT *, winner_candidate IS DISTINCT FROM last_of_top AS tied FROM per_input)
+        SELECT input_id,
+               CASE WHEN top = 0 OR tied OR winner_candidate = {_DISCARD} THEN NULL ELSE winner_candidate END
                    AS answer,
-               {select_votes},
-               CASE WHEN v.top = 0 THEN 0.0 ELSE v.top / t.n END AS agreement,
-               (v.top > 0 AND v.runner_up < v.top AND NOT {discarded} AND v.top / t.n >= $min_agreement) AS kept,
-               CASE WHEN v.top = 0 THEN '{NO_ANSWER}' WHEN v.runner_up = v.top THEN '{TIE}'
-                    WHEN {discarded} THEN '{POSITION_INCONSISTENT}'
-                    WHEN v.top / t.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END AS reason
-        FROM totals t JOIN variant_top v ON v.input_id = t.input_id AND v.variant_id = 0
-        LEFT JOIN votes vo ON vo.input_id = t.input_id"""
+               votes, n_all::INTEGER AS n_samples,
+               CASE WHEN top = 0 THEN 0.0 ELSE top / $n_col END AS agreement,
+               (top > 0 AND NOT tied AND winner_candidate <> {_DISCARD} AND top / $n_col >= $min_agreement) AS kept,
+               CASE WHEN top = 0 THEN '{NO_ANSWER}' WHEN tied THEN '{TIE}'
+                    WHEN winner_candidate = {_DISCARD} THEN '{POSITION_INCONSISTENT}'
+                    WHEN top / $n_col < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END AS reason
+        FROM decided"""
     if filter_kind == "none":
         return f"""{head},
         first AS (SELECT input_id, list(answer ORDER BY sample_idx)[1] AS answer FROM mapped WHERE variant_id = 0
@@ -190,6 +202,11 @@ SAMPLES_SQL = (
     "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
     "AND g.system = 'system2' AND g.split = ?"
 )
+# Filters that read no answer map (self-consistency, none) skip the join.
+ORIGINAL_SAMPLES_SQL = (
+    "SELECT input_id, variant_id, sample_idx, answer, NULL::VARCHAR AS answer_map FROM generations "
+    "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system2' AND split = ?"
+)
 
 
 def decide_in(
@@ -215,6 +232,7 @@ def decide_in(
     sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
     # N: every sample (``count``) or only the samples that vote (``ignore``).
     sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
+    sql = sql.replace("$n_col", "n_all" if unparsed == "count" else "n_parsed")
     sql = sql.replace("WITH ", f"WITH samples AS ({source_sql}),\n", 1)
     frame = con.sql(sql + " ORDER BY 1", params=list(params)).pl()
     if filter_kind in ("perturbation", "combined"):
@@ -251,7 +269,7 @@ def decide(
 def _sample_counts(con: duckdb.DuckDBPyConnection, params: Sequence[object]) -> dict[str, int]:
     row = con.sql(
         f"SELECT count(*), count(*) FILTER (WHERE answer IS NULL), "
-        f"count(*) FILTER (WHERE answer = '{POSITION_INCONSISTENT}') FROM ({SAMPLES_SQL})",
+        f"count(*) FILTER (WHERE answer = '{POSITION_INCONSISTENT}') FROM ({ORIGINAL_SAMPLES_SQL})",
         params=list(params),
     ).fetchall()[0]
     return {"samples": row[0], "unparsed_samples": row[1], "position_inconsistent_samples": row[2]}
@@ -351,7 +369,8 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     with ctx.warehouse.connect() as con:
         counts = _sample_counts(con, params)
         if spec.filter != "usc":
-            decisions = decide_in(con, SAMPLES_SQL, params, spec.filter, spec.min_agreement, spec.unparsed)
+            source = SAMPLES_SQL if spec.filter in ("perturbation", "combined") else ORIGINAL_SAMPLES_SQL
+            decisions = decide_in(con, source, params, spec.filter, spec.min_agreement, spec.unparsed)
     if spec.filter == "usc":
         decisions = _usc_decisions(ctx, task_name, method_name)
     frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(
