@@ -53,6 +53,16 @@ class _Prompt:
     rows: list[int]  # request indices that continue this prompt
 
 
+def torch_threads() -> int:
+    """Threads for CPU generation: ``$S2D_TORCH_THREADS`` when set, else every core.
+
+    On a machine other processes keep busy, one thread can be several times faster than two
+    (threads of one matrix multiply wait for each other at every step); see docs/benchmarks.md.
+    """
+    value = os.environ.get("S2D_TORCH_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)
+
+
 class TransformersEngine:
     def __init__(
         self,
@@ -70,7 +80,7 @@ class TransformersEngine:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = self._stop_ids()
         self._stop_tensor = torch.tensor(sorted(self.stop_ids), dtype=torch.long)
-        torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch.set_num_threads(threads or torch_threads())
 
     @classmethod
     def from_dir(
