@@ -1,12 +1,15 @@
 """Asset checks that guard the pools (the blocking ones stop a checkpoint from being trained) and the
 evaluation (a system that gives one answer to almost every item)."""
 
+from collections.abc import Callable
+
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, ResourceParam, asset_check
 
 from s2d_assets.config.experiment import ChecksSpec
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.defs.common import method_key
 from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.replicates import replicate_contexts
 from s2d_assets.tasks import EVAL
 from s2d_assets.tasks.base import normalize_prompt
 
@@ -109,6 +112,29 @@ def answer_collapse(warehouse: Warehouse, task: str, method: str, max_share: flo
     )
 
 
+def over_seeds(ctx: StageContext, check: Callable[[Warehouse], AssetCheckResult]) -> AssetCheckResult:
+    """A check on every seed's rows (``distill/replicates.py``): it passes when it passes for each seed."""
+    replicates = replicate_contexts(ctx)
+    if len(replicates) == 1:
+        return check(ctx.warehouse)
+    results = {r.experiment.seed: check(r.warehouse) for r in replicates}
+    failed = [seed for seed, result in results.items() if not result.passed]
+    first = next(iter(results.values()))
+    return AssetCheckResult(
+        passed=not failed,
+        severity=first.severity,
+        metadata={
+            f"seed{seed}/{key}": value.value if hasattr(value, "value") else value
+            for seed, result in results.items()
+            for key, value in result.metadata.items()
+        },
+        description=(
+            "; ".join(f"seed {seed}: {results[seed].description}" for seed in failed if results[seed].description)
+            or (f"failed for seed(s) {failed}" if failed else f"passed for every seed {list(results)}")
+        ),
+    )
+
+
 def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
     dataset = method_key(experiment, task, method, "distillation_set")
     generations = method_key(experiment, task, method, "s2_generations")
@@ -116,19 +142,19 @@ def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> li
 
     @asset_check(asset=dataset, name="pool_size", blocking=True, description="Enough kept inputs to train on.")
     def check_pool_size(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return pool_size(s2d.warehouse, task, method, spec.min_pool_size)
+        return over_seeds(s2d, lambda warehouse: pool_size(warehouse, task, method, spec.min_pool_size))
 
     @asset_check(asset=dataset, name="no_eval_leakage", blocking=True, description="No eval-split input in training.")
     def check_leakage(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return eval_leakage(s2d.warehouse, task, method)
+        return over_seeds(s2d, lambda warehouse: eval_leakage(warehouse, task, method))
 
     @asset_check(asset=generations, name="parse_rate", description="Share of samples with a parsed answer.")
     def check_parse_rate(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return parse_rate(s2d.warehouse, task, method, spec.min_parse_rate)
+        return over_seeds(s2d, lambda warehouse: parse_rate(warehouse, task, method, spec.min_parse_rate))
 
     @asset_check(asset=pool, name="answer_distribution", description="The kept answers are not all the same.")
     def check_answers(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return answer_distribution(s2d.warehouse, task, method, spec.max_answer_share)
+        return over_seeds(s2d, lambda warehouse: answer_distribution(warehouse, task, method, spec.max_answer_share))
 
     @asset_check(
         asset=method_key(experiment, task, method, "evaluation"),
@@ -136,6 +162,6 @@ def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> li
         description="No system gives the same answer to almost every eval item.",
     )
     def check_collapse(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return answer_collapse(s2d.warehouse, task, method, spec.max_eval_answer_share)
+        return over_seeds(s2d, lambda warehouse: answer_collapse(warehouse, task, method, spec.max_eval_answer_share))
 
     return [check_pool_size, check_leakage, check_parse_rate, check_answers, check_collapse]
