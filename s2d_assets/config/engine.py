@@ -12,9 +12,51 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from s2d_assets.core.fingerprint import content_hash
+
+
+class RayExecutorSpec(BaseModel):
+    """Where and how wide generation runs when ``engine.executor`` is ``ray`` (docs/scaling.md).
+
+    None of these change the generated text: they are not part of the producer or of any code version.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    address: str | None = Field(
+        None,
+        description="the Ray cluster ('auto', 'ray://head:10001', 'host:6379'); None starts a local one "
+        "(ray.init(num_cpus=...)) unless this process is already connected",
+    )
+    num_cpus: int | None = Field(None, ge=1, description="logical CPUs of a local cluster (default: this machine's)")
+    replicas: int = Field(1, ge=1, description="engine replicas (data parallel), one model load each")
+    cpus_per_replica: float = Field(1.0, gt=0, description="CPUs Ray reserves per replica (torch threads on CPU)")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, description="vLLM: GPUs one replica spans (default: engine.tensor_parallel_size)"
+    )
+    pipeline_parallel_size: int = Field(1, ge=1, description="vLLM: pipeline stages per replica")
+    gpus_per_replica: int | None = Field(
+        None, ge=1, description="vLLM: GPUs reserved per replica (default: tensor x pipeline parallel size)"
+    )
+    accelerator_type: str | None = Field(None, description="vLLM: the Ray accelerator type, e.g. A100 or H100")
+    batch_size: int | None = Field(None, ge=1, description="rows per Ray Data batch (default: engine.batch_size)")
+    continue_on_error: bool = Field(
+        True, description="a row that fails goes to the generation_failures table instead of failing the job"
+    )
+    staging: str | None = Field(
+        None,
+        description="where request and result Parquet files are staged: a folder every node sees, or an "
+        "s3:// / gs:// URI (default: <state folder>/ray)",
+    )
+
+
+# Settings of where generation runs, never of what it generates (left out of version_data).
+EXECUTOR_FIELDS = frozenset({"executor", "ray"})
+# The Ray Data processor each engine kind runs through. "engine" is the project's own engine inside a
+# map_batches actor: the same code as in process, so the same text (its cache entries are shared).
+RAY_PROCESSORS = {"transformers": "engine", "openai_compat": "ray.data.llm.http", "vllm": "ray.data.llm.vllm"}
 
 
 class _Spec(BaseModel):
@@ -23,9 +65,46 @@ class _Spec(BaseModel):
     # Fields that change throughput only; everything else is part of what is generated.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
 
+    # Left out of dumps at their defaults, so experiments without them keep their fingerprints.
+    executor: Literal["local", "ray"] = Field(
+        "local", exclude_if=lambda v: v == "local", description="local: in this process; ray: a Ray Data pipeline"
+    )
+    ray: RayExecutorSpec = Field(default_factory=RayExecutorSpec, exclude_if=lambda v: v == RayExecutorSpec())
+
     def version_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        return {k: v for k, v in data.items() if k not in self.runtime_fields}
+        data = {k: v for k, v in data.items() if k not in self.runtime_fields | EXECUTOR_FIELDS}
+        if self.ray_processor is not None and self.ray_processor != "engine":
+            data["processor"] = self.ray_processor  # another implementation: another producer
+        return data
+
+    @property
+    def ray_processor(self) -> str | None:
+        """The Ray Data processor generation runs through (None when it runs in process)."""
+        return RAY_PROCESSORS[self.kind] if self.executor == "ray" else None  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _ray_settings_apply(self) -> _Spec:
+        kind = self.kind  # type: ignore[attr-defined]
+        if self.executor == "local" and self.ray != RayExecutorSpec():
+            raise ValueError("ray: these settings apply only with executor: ray")
+        gpu_only = {
+            "tensor_parallel_size": self.ray.tensor_parallel_size,
+            "gpus_per_replica": self.ray.gpus_per_replica,
+            "accelerator_type": self.ray.accelerator_type,
+            "pipeline_parallel_size": None if self.ray.pipeline_parallel_size == 1 else self.ray.pipeline_parallel_size,
+        }
+        if kind != "vllm":
+            for name, value in gpu_only.items():
+                if value is not None:
+                    raise ValueError(f"ray.{name} applies to engine kind 'vllm' only (this engine is {kind!r})")
+        elif (
+            self.ray.tensor_parallel_size is not None
+            and "tensor_parallel_size" in self.model_fields_set
+            and self.ray.tensor_parallel_size != getattr(self, "tensor_parallel_size", None)
+        ):
+            raise ValueError("ray.tensor_parallel_size and tensor_parallel_size disagree: set one of them")
+        return self
 
     @property
     def producer(self) -> str:

@@ -252,6 +252,14 @@ class TrainingSpec(Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: fp32 on CPUs without native bf16, else the measured faster (core/hardware.py)"
     )
+    # Left out of dumps when 1, so the single-process default keeps every existing training version.
+    workers: int = Field(
+        1,
+        ge=1,
+        exclude_if=lambda v: v == 1,
+        description="data-parallel training workers: more than 1 runs the same SFT under Ray Train (the ray extra; "
+        "the cluster is engine.ray's); batch_size stays the global batch",
+    )
 
 
 class EvaluationSpec(Strict):

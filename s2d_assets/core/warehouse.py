@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS evaluation_groups (
     top_answer_share DOUBLE,
     PRIMARY KEY (experiment, task, method, system, split, group_name)
 );
+-- Rows a Ray generation job could not generate (engine.executor: ray): never cached, retried by the
+-- next run; a log, so a key that later succeeded keeps its failure rows (join llm_cache to tell).
+CREATE TABLE IF NOT EXISTS generation_failures (
+    cache_key VARCHAR NOT NULL, model VARCHAR NOT NULL, stage VARCHAR NOT NULL, request JSON NOT NULL,
+    error VARCHAR NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp
+);
 """
 
 # Tables whose rows belong to one experiment (the generation cache is shared: it is keyed by content).
