@@ -1,7 +1,8 @@
--- The paper's table, per task and System 2 method on the labelled eval split: accuracy (%) and
+-- The paper's table, per experiment, task and System 2 method on the labelled eval split: accuracy (%) and
 -- mean generated tokens of System 1 (the base model answering directly), System 2 (the method)
 -- and the distilled System 1, with the distillation set's size and the pool's keep rate.
 SELECT
+    e.experiment,
     e.task,
     e.method,
     any_value(e.n) AS n,
@@ -14,7 +15,7 @@ SELECT
     any_value(e.train_examples) FILTER (WHERE e.system = 'distilled') AS train_examples,
     any_value(p.keep_rate) AS pool_keep_rate
 FROM evaluations AS e
-LEFT JOIN pool_summary AS p ON e.task = p.task AND e.method = p.method
+LEFT JOIN pool_summary AS p ON e.experiment = p.experiment AND e.task = p.task AND e.method = p.method
 WHERE e.split = 'eval'
-GROUP BY e.task, e.method
-ORDER BY e.task, e.method
+GROUP BY e.experiment, e.task, e.method
+ORDER BY e.experiment, e.task, e.method

@@ -1,8 +1,9 @@
--- Per task and System 2 method: how many train inputs the pool judged, how many
+-- Per experiment, task and System 2 method: how many train inputs the pool judged, how many
 -- self-consistency kept, the keep rate, the mean agreement of the majority answer, and why
 -- the others were dropped.
 -- materialized: table
 SELECT
+    experiment,
     task,
     method,
     count(*) AS inputs,
@@ -14,5 +15,5 @@ SELECT
     count(*) FILTER (WHERE reason = 'below_min_agreement') AS dropped_low_agreement,
     count(*) FILTER (WHERE reason = 'no_parsed_answer') AS dropped_no_answer
 FROM curated_pool
-GROUP BY task, method
-ORDER BY task, method
+GROUP BY experiment, task, method
+ORDER BY experiment, task, method
