@@ -278,7 +278,10 @@ class ChecksSpec(Strict):
 
 
 class ScheduleSpec(Strict):
-    refresh_cron: str = Field("0 3 * * *", description="when the scheduled refresh job looks for stale assets")
+    refresh_cron: str = Field(
+        "0 3 * * *",
+        description="when the automation sensor observes the task files; generation re-runs at most once per period",
+    )
     inbox_poll_seconds: int = Field(30, ge=5, description="how often the inbox sensor looks for new input files")
 
     @field_validator("refresh_cron")
