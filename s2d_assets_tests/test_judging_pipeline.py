@@ -209,6 +209,7 @@ def test_labelled_pairs_judging_accuracy_is_agreement_with_the_labels(tiny_model
     assert rows["system1"]["mean_tokens"] > 0 and rows["system2"]["mean_tokens"] > rows["system1"]["mean_tokens"]
     assert rows["system1"]["majority_rate"] == pytest.approx(max(labels.count("A"), labels.count("B")) / 16)
     assert result.metadata["system1_label_agreement"] == 1.0
-    assert result.metadata.get("system2_position_inconsistent_discards", 0) == eval_inconsistent
+    assert result.metadata["system2_position_inconsistent_discards"] == eval_inconsistent
+    assert result.metadata["system1_position_inconsistent_discards"] == 0
     groups = pipeline.warehouse.query("SELECT DISTINCT group_name FROM evaluation_groups")["group_name"].to_list()
     assert "other_question_reference" in groups

@@ -116,7 +116,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
     ctx.warehouse.replace_tables([("evaluations", where, frame), ("evaluation_groups", where, groups)])
     return StageResult(
         data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
-        metadata=_metadata(frame, groups)
+        metadata=_metadata(frame, groups, judging=task.kind == "pairwise_judging")
         | {"cache_misses": s2_engine.stats.misses + (distilled_engine.stats.misses if distilled_engine else 0)}
         | {key: value for key, value in judged.items() if value is not None},
         markdown=_markdown(frame, groups),
@@ -246,7 +246,7 @@ def _summary(task: Any, items: Sequence[dict[str, Any]], frame: pl.DataFrame) ->
     }
 
 
-def _metadata(frame: pl.DataFrame, groups: pl.DataFrame) -> dict[str, Any]:
+def _metadata(frame: pl.DataFrame, groups: pl.DataFrame, judging: bool = False) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     first = frame.row(0, named=True)
     if first["majority_rate"] is not None:
@@ -264,7 +264,7 @@ def _metadata(frame: pl.DataFrame, groups: pl.DataFrame) -> dict[str, Any]:
             f"{system}_top_answer_share": round(row["top_answer_share"], 4),
             f"{system}_answer_distribution": row["answer_distribution"],
         }
-        if row["discarded"]:
+        if judging or row["discarded"]:  # judgments without a verdict: BSM's two orders disagreed
             metadata[f"{system}_position_inconsistent_discards"] = row["discarded"]
     for row in groups.iter_rows(named=True):
         metadata[f"{row['system']}_accuracy[{row['group_name']}]"] = round(row["accuracy"], 4)
