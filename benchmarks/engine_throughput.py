@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from s2d_assets.config.experiment import CoinFlipSpec, LastLetterSpec
+from s2d_assets.config.tasks import CoinFlipSpec, LastLetterSpec
 from s2d_assets.core.base_models import provision_embedded
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.engines.hf import TransformersEngine, load_model, resolve_dtype

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from s2d_assets.config.experiment import SycophancySpec
+from s2d_assets.config.tasks import SycophancySpec
 from s2d_assets.distill.curate import KEPT, NO_ANSWER, PERTURBATION_DISAGREEMENT, TIE
 from s2d_assets.tasks import build_task
 from s2d_assets.tasks.perturbation import map_back, swap_options

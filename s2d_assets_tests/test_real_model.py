@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2d_assets.config.experiment import CoinFlipSpec
+from s2d_assets.config.tasks import CoinFlipSpec
 from s2d_assets.core.base_models import fingerprint_dir, provision_embedded
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.hf import TransformersEngine

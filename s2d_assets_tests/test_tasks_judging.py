@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.config.experiment import GenerationSettingSpec, PairwiseJudgingSpec
+from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
 from s2d_assets.methods.bsm import pair_prompt, parse_pair
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.judging import (

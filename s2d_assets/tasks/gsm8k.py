@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from s2d_assets.config.experiment import Gsm8kSpec
+from s2d_assets.config.tasks import Gsm8kSpec
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.tasks.answers import canonical_number, parse_number
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id

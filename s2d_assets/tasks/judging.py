@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from s2d_assets.config.experiment import GenerationSettingSpec, PairwiseJudgingSpec
+from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT, pair_prompt, parse_pair
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id

