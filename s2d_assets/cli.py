@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT, experiment_path
 from s2d_assets.core.errors import UserError, one_line
@@ -43,6 +44,7 @@ def _use_experiment(path: Path | None) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from s2d_assets.defs.definitions import MATERIALIZE_ALL, load_definitions
+    from s2d_assets.defs.run_report import format_timings, run_timings
     from s2d_assets.defs.runs import open_instance, preflight, report_failure, run_job
 
     experiment = _use_experiment(args.experiment)
@@ -53,12 +55,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(defs, paths)  # every input checked before anything is written
     with open_instance(paths) as instance:
         result = run_job(defs.resolve_job_def(MATERIALIZE_ALL), instance, debug=args.debug)
+        timings = run_timings(instance, result.run_id)
     elapsed = time.perf_counter() - started
     if not result.success:
         report_failure(result, f"The run failed after {elapsed:.0f}s")
         return EXIT_INTERNAL_ERROR
     print(f"\nMaterialised the '{experiment.stem}' experiment in {elapsed:.0f}s (run id {result.run_id}).\n")
-    print_results(paths.warehouse)
+    print("Wall time per stage, and the generation cache's hits and misses:")
+    print(format_timings(timings) + "\n")
+    print_results(paths.warehouse, experiment_name(defs))
     print(f"\nWarehouse (DuckDB): {paths.warehouse}")
     print(f"Dagster home:       {paths.dagster_home}")
     print(
@@ -70,53 +75,80 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    """Materialise the stale closure: stale or missing assets and everything downstream, in one run."""
+    """Observe the sources, then materialise the stale closure (stale or missing assets and everything
+    downstream) in one run. ``--dry-run`` computes the sources' data versions without recording them."""
     from s2d_assets.defs.automation import REFRESH
     from s2d_assets.defs.definitions import load_definitions
-    from s2d_assets.defs.refresh import stale_closure, stale_reasons
+    from s2d_assets.defs.refresh import DependencyGraph, observe_sources, plan_refresh, unrecorded_sources
     from s2d_assets.defs.runs import open_instance, preflight, report_failure, run_job
+    from s2d_assets.defs.sources import source_versions
 
     experiment = _use_experiment(args.experiment)
     paths = state_paths()
     ensure_dagster_home(paths)
     defs = load_definitions(experiment, paths)
     preflight(defs, paths)
-    asset_graph = defs.resolve_asset_graph()
+    graph = DependencyGraph.of(defs)
+    versions = source_versions(defs.resources["s2d"])  # every file's bytes hashed, nothing recorded yet
     with open_instance(paths) as instance:
-        reasons = stale_reasons(instance, asset_graph)
-        closure = stale_closure(instance, asset_graph)
-        if not closure:
+        changed = unrecorded_sources(instance, versions)
+        if changed and not args.dry_run:  # record the new data versions: Dagster's own observations
+            observe_sources(defs, instance, changed, run=lambda job, inst, **kw: run_job(job, inst, args.debug, **kw))
+        plan = plan_refresh(instance, graph, observed=versions)
+        for key, why in plan.changed_sources.items():
+            print(f"  {key.to_user_string():50s} new data: {'; '.join(why)}")
+        if not plan.closure:
             print("Everything is up to date; nothing to materialise.")
             return 0
-        print(f"{len(closure)} asset(s) to materialise:")
-        for key in closure:
-            why = "; ".join(reasons.get(key, [])) or "downstream of a stale asset"
+        print(f"{len(plan.closure)} asset(s) to materialise:")
+        for key in plan.closure:
+            why = "; ".join(plan.reasons.get(key, [])) or "downstream of a stale asset"
             print(f"  {key.to_user_string():50s} {why}")
         if args.dry_run:
             return 0
-        result = run_job(defs.resolve_job_def(REFRESH), instance, debug=args.debug, asset_selection=closure)
+        result = run_job(defs.resolve_job_def(REFRESH), instance, debug=args.debug, asset_selection=plan.closure)
     if not result.success:
         report_failure(result, "The refresh run failed")
         return EXIT_INTERNAL_ERROR
-    print(f"Refreshed {len(closure)} asset(s) (run id {result.run_id}).")
+    print(f"Refreshed {len(plan.closure)} asset(s) (run id {result.run_id}).")
     return 0
 
 
-def print_results(warehouse_path: Path) -> None:
-    """The evaluation table, read from the warehouse's read snapshot (never blocks a run)."""
+def experiment_name(defs: Any) -> str | None:
+    ctx = (defs.resources or {}).get("s2d")
+    return getattr(getattr(ctx, "experiment", None), "name", None)
+
+
+RESULT_FORMATS = ("table", "csv", "json", "markdown")
+
+
+def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str = "table") -> None:
+    """The evaluation table (one experiment, or all), read from the warehouse's read snapshot (never blocks a run)."""
     import duckdb
 
     from s2d_assets.core.warehouse import Warehouse
-    from s2d_assets.sql.query import SANDBOX
+    from s2d_assets.sql.query import SANDBOX, QueryResult, render_csv, render_json, render_markdown
 
     snapshot = Warehouse(warehouse_path).read_snapshot()
     with duckdb.connect(str(snapshot), read_only=True, config=dict(SANDBOX)) as con:
         table = con.sql(
             "SELECT experiment, task, method, system, n, round(100 * accuracy, 1) AS accuracy_pct, "
             "round(mean_tokens, 1) AS mean_tokens, round(seconds_per_item, 3) AS seconds_per_item, train_examples "
-            "FROM evaluations ORDER BY experiment, task, method, "
-            "CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END"
+            "FROM evaluations WHERE ?::VARCHAR IS NULL OR experiment = ? ORDER BY experiment, task, method, "
+            "CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END",
+            params=[experiment, experiment],
         ).pl()
+        known = [row[0] for row in con.execute("SELECT DISTINCT experiment FROM evaluations ORDER BY 1").fetchall()]
+    if experiment is not None and table.height == 0:
+        raise UserError(
+            f"no results for experiment {experiment!r} in {warehouse_path}; "
+            + (f"experiments with results: {', '.join(known)}" if known else "run `s2d run` first")
+        )
+    if fmt != "table":
+        result = QueryResult(table.columns, table.rows())
+        render = {"csv": render_csv, "json": render_json}.get(fmt)
+        print(render(result) if render else render_markdown(result.columns, result.rows))
+        return
     import polars as pl
 
     with pl.Config(tbl_rows=200, tbl_width_chars=160, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
@@ -127,8 +159,35 @@ def print_results(warehouse_path: Path) -> None:
         print(table)
 
 
+def _experiment_name_arg(value: str | None) -> str | None:
+    """``--experiment`` of ``s2d results``: a name, or an experiment file whose name is used."""
+    if value and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+        from s2d_assets.config.experiment import load_experiment
+
+        return load_experiment(Path(value)).name
+    return value
+
+
 def cmd_results(args: argparse.Namespace) -> int:
-    print_results(state_paths().warehouse)
+    print_results(state_paths().warehouse, _experiment_name_arg(args.experiment), args.format)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a curated pool or distillation set, with a dataset card, from the warehouse and Dagster's history."""
+    from s2d_assets.defs.export import export_one
+    from s2d_assets.defs.runs import open_instance
+    from s2d_assets.distill.export import PoolRef
+
+    ref = PoolRef.parse(args.pool)
+    paths = state_paths()
+    ensure_dagster_home(paths)
+    out = args.out or paths.root / "exports" / Path(*ref.parts) / args.format
+    with open_instance(paths) as instance:
+        written = export_one(instance, paths.warehouse, ref, args.format, out)
+    print(f"Exported {ref} as {args.format} to {out}:")
+    for path in written:
+        print(f"  {path}")
     return 0
 
 
@@ -165,7 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.set_defaults(func=cmd_refresh)
 
     results = commands.add_parser("results", help="print the evaluation table from the warehouse")
+    results.add_argument(
+        "--experiment", "-e", default=None, help="only this experiment (its name, or its file); default: every one"
+    )
+    results.add_argument("--format", choices=RESULT_FORMATS, default="table", help="output format (default: table)")
     results.set_defaults(func=cmd_results)
+
+    export = commands.add_parser(
+        "export", help="write a curated pool or distillation set (parquet, jsonl or a datasets folder) with a card"
+    )
+    export.add_argument("pool", help="the pool's asset key, e.g. default/coin_flip/rar_1step/curated_pool")
+    export.add_argument("--format", choices=("parquet", "jsonl", "hf"), default="parquet")
+    export.add_argument("--out", type=Path, default=None, help="folder (default: <state>/exports/<pool>/<format>)")
+    export.set_defaults(func=cmd_export)
 
     add_sql_command(commands)
 

@@ -10,9 +10,9 @@ from dagster import AssetKey, DagsterInstance, Definitions
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.defs.automation import REFRESH
+from s2d_assets.defs.automation import MATERIALIZE_ALL, REFRESH
 from s2d_assets.defs.definitions import build_definitions
-from s2d_assets.defs.refresh import stale_closure, stale_or_missing, stale_reasons
+from s2d_assets.defs.refresh import DependencyGraph, RefreshPlan, observe_sources, plan_refresh
 from s2d_assets_tests.conftest import write_experiment
 
 
@@ -35,20 +35,26 @@ class Project:
         write_experiment(self.experiment_path, self.data)
         return build_definitions(parse_experiment(self.data, self.experiment_path), self.experiment_path, self.paths)
 
+    def observe(self) -> None:
+        """Observe every source (what `s2d refresh` does first)."""
+        observe_sources(self.defs(), self.instance)
+
+    def plan(self) -> RefreshPlan:
+        return plan_refresh(self.instance, self.defs())
+
     def stale(self) -> set[str]:
-        graph = self.defs().resolve_asset_graph()
-        return {short(key) for key in stale_or_missing(self.instance, graph)}
+        return {short(key) for key in self.plan().reasons}
 
     def reasons(self) -> dict[str, list[str]]:
-        graph = self.defs().resolve_asset_graph()
-        return {short(key): why for key, why in stale_reasons(self.instance, graph).items()}
+        return {short(key): why for key, why in self.plan().reasons.items()}
 
     def closure(self) -> list[AssetKey]:
-        return stale_closure(self.instance, self.defs().resolve_asset_graph())
+        return self.plan().closure
 
     def run(self, selection: list[AssetKey] | None = None) -> bool:
+        """Materialise ``selection`` (the refresh job), or everything with its sources observed first (`s2d run`)."""
         defs = self.defs()
-        job = defs.resolve_job_def(REFRESH)
+        job = defs.resolve_job_def(REFRESH if selection is not None else MATERIALIZE_ALL)
         result = job.execute_in_process(instance=self.instance, asset_selection=selection, raise_on_error=False)
         self.last_result = result
         return result.success
@@ -56,7 +62,7 @@ class Project:
     def materialization_counts(self) -> dict[str, int]:
         return {
             short(key): len(self.instance.fetch_materializations(key, limit=1000).records)
-            for key in self.defs().resolve_asset_graph().materializable_asset_keys
+            for key in DependencyGraph.of(self.defs()).materializable
         }
 
     @property

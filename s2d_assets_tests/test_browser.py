@@ -59,6 +59,7 @@ def webserver(tiny_model_dir: Path, tmp_path: Path) -> Iterator[str]:
         "S2D_EXPERIMENT": str(experiment),
         "S2D_STATE": str(tmp_path / "state"),
         "DAGSTER_HOME": str(home),
+        "S2D_AUTOMATION": "stopped",  # the test launches its own run; the automation sensor would race it
     }
     dagster = str(Path(sys.executable).with_name("dagster"))
     log = (tmp_path / "dagster-dev.log").open("w")

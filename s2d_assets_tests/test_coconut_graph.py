@@ -84,6 +84,7 @@ def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(parse_experiment(data, path), path, paths)
     assert {key for key in keys(defs) if key.startswith("prosqa/")} == {
+        "prosqa/coconut/source_names",  # the census names the generator draws people from, observed
         "prosqa/coconut/raw_inputs",
         "prosqa/coconut/init_model",
         *(f"prosqa/coconut/stage_{k}" for k in range(3)),

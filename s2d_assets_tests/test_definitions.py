@@ -20,7 +20,9 @@ def key(path: str) -> AssetKey:
 
 EXPECTED_DEPS = {
     "base_model": set(),
-    "coin_flip/raw_inputs": set(),
+    "coin_flip/source_names": set(),  # observed: the names package's version
+    "coin_flip/source_inbox": set(),  # observed: the task's inbox folder
+    "coin_flip/raw_inputs": {"coin_flip/source_names", "coin_flip/source_inbox"},
     "coin_flip/perturbed_inputs": {"coin_flip/raw_inputs"},
     "coin_flip/s1_generations": {"base_model", "coin_flip/raw_inputs"},
     "coin_flip/rar_1step/s2_generations": {"base_model", "coin_flip/perturbed_inputs"},
@@ -52,7 +54,7 @@ def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> No
     per_method = {"s2_generations", "curated_pool", "distillation_set", "s1_checkpoint", "evaluation"}
     expected = {"base_model"}
     for task in experiment.tasks:
-        expected |= {f"{task}/{stage}" for stage in per_task}
+        expected |= {f"{task}/{stage}" for stage in (*per_task, "source_names", "source_inbox")}
         expected |= {f"{task}/{method}/{stage}" for method in experiment.methods for stage in per_method}
     sql_keys = {k for k in keys if asset_graph.get(key(k)).group_name == "sql"}
     assert keys - sql_keys == expected
@@ -88,3 +90,34 @@ def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:
         "last_letter/rar_2step/curated_pool",
         "coin_flip/rar_2step/curated_pool",
     }
+
+
+def test_automation_is_declared_on_the_assets(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Public automation conditions on every asset, one automation sensor, no schedule."""
+    from dagster import DefaultSensorStatus, Definitions
+
+    experiment = load_experiment(DEFAULT_EXPERIMENT)
+    defs = build_definitions(experiment, DEFAULT_EXPERIMENT, StatePaths(tmp_path))
+    Definitions.validate_loadable(defs)  # what `dagster dev` checks: unique job and op names, ...
+    labels = {
+        "/".join(spec.key.path[1:]): spec.automation_condition.get_label()  # type: ignore[union-attr]
+        for spec in defs.resolve_all_asset_specs()
+    }
+    cron = experiment.schedule.refresh_cron
+    for name, label in labels.items():
+        stage = name.split("/")[-1]
+        if stage.startswith("source_"):
+            assert label == f"observe on cron ({cron})", name
+        elif stage in ("s1_generations", "s2_generations"):
+            assert label == f"on missing or on cron ({cron}) when changed", name
+        elif stage == "base_model":
+            assert label == "on missing or code version changed"
+        else:  # inputs, pool, distillation set, checkpoint, evaluation, SQL models
+            assert label == "eager or code version changed", name
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert set(sensors) == {"s2d_automation", "inbox_sensor"}
+    assert sensors["s2d_automation"].default_status == DefaultSensorStatus.RUNNING
+    assert not list(defs.schedules or [])
+    monkeypatch.setenv("S2D_AUTOMATION", "stopped")
+    stopped = build_definitions(experiment, DEFAULT_EXPERIMENT, StatePaths(tmp_path))
+    assert {s.default_status for s in stopped.sensors} == {DefaultSensorStatus.STOPPED}

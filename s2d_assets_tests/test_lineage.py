@@ -116,11 +116,16 @@ def test_new_inbox_file_refreshes_that_task_and_costs_calls_only_for_new_inputs(
     inputs_before = project.warehouse.count("inputs", {"task": "coin_flip"})
     cache_before = project.warehouse.query("SELECT cache_key FROM llm_cache")["cache_key"].to_list()
 
-    request, cursor = inbox_sensor_tick(project)
-    selected = {short(key) for key in request.asset_selection}
+    # The sensor records the inbox's new data version; that makes coin_flip's inputs stale, and only them.
+    result, cursor = inbox_sensor_tick(project)
+    (observation,) = result.asset_events
+    assert short(observation.asset_key) == "coin_flip/source_inbox"
+    project.instance.report_runless_asset_event(observation)
+    assert set(project.reasons()) == {"coin_flip/raw_inputs"}
+    selected = {short(key) for key in project.closure()}
     assert "coin_flip/raw_inputs" in selected and "coin_flip/rar_2step/evaluation" in selected
     assert not any(key.startswith("last_letter/") for key in selected)
-    assert project.run(list(request.asset_selection))
+    assert project.run(project.closure())
 
     assert project.warehouse.count("inputs", {"task": "coin_flip"}) == inputs_before + 2
     new = project.warehouse.query("SELECT request FROM llm_cache WHERE NOT list_contains(?, cache_key)", [cache_before])
@@ -130,13 +135,13 @@ def test_new_inbox_file_refreshes_that_task_and_costs_calls_only_for_new_inputs(
 
     # Nothing new in the inbox: the next tick skips.
     again, _ = inbox_sensor_tick(project, cursor)
-    assert not hasattr(again, "asset_selection")
+    assert not hasattr(again, "asset_events")
 
     # A malformed file is moved aside with its reason; the warehouse is unchanged.
     (inbox / "bad.jsonl").write_text(json.dumps({"prompt": new_prompts[0]}) + "\n" + json.dumps({"text": "x"}) + "\n")
     counts = {t: project.warehouse.count(t) for t in ("inputs", "generations", "curated_pool", "llm_cache")}
     skipped, _ = inbox_sensor_tick(project, cursor)
-    assert not hasattr(skipped, "asset_selection")
+    assert not hasattr(skipped, "asset_events")
     assert not (inbox / "bad.jsonl").exists()
     reason = (inbox / REJECTED / "bad.jsonl.reason.txt").read_text()
     assert "bad.jsonl: row 2" in reason and "unknown field" in reason
@@ -194,23 +199,18 @@ def test_concurrent_materialisations_both_succeed(project: Project) -> None:
     assert project.warehouse.count("curated_pool") == 2 * 2 * 6
 
 
-def test_scheduled_refresh_requests_the_stale_closure(project: Project) -> None:
-    from dagster import SkipReason, build_schedule_context
+def test_the_automation_sensor_requests_the_stale_closure_of_a_filter_change(project: Project) -> None:
+    """The scheduled refresh is declared: a code version change makes the pools eager, and what follows."""
+    from dagster import evaluate_automation_conditions
 
-    defs = project.defs()
-    schedule = defs.get_schedule_def("refresh_schedule")
-    assert isinstance(
-        schedule(build_schedule_context(instance=project.instance, repository_def=defs.get_repository_def())),
-        SkipReason,
-    )
+    first = evaluate_automation_conditions(defs=project.defs(), instance=project.instance)
+    assert first.total_requested == 0  # after a full run: nothing missing, nothing changed
 
     project.data["curation"] = {"min_agreement": 0.2}  # every method's pool
-    defs = project.defs()
-    request = defs.get_schedule_def("refresh_schedule")(
-        build_schedule_context(instance=project.instance, repository_def=defs.get_repository_def())
-    )
-    assert sorted(request.asset_selection, key=lambda k: k.to_user_string()) == project.closure()
-    assert python_stages(request.asset_selection) == {
+    tick = evaluate_automation_conditions(defs=project.defs(), instance=project.instance, cursor=first.cursor)
+    requested = {key for key in project.closure() if tick.get_num_requested(key)}
+    assert requested == set(project.closure())
+    assert python_stages(requested) == {
         f"{task}/{method}/{stage}"
         for task in TASKS
         for method in ("rar_1step", "rar_2step")

@@ -2,7 +2,8 @@
 
 Read through a Dagster instance: the Python stages' materialisations are reported, the SQL
 models are materialised for real over a small warehouse, then the definitions are rebuilt from
-the edited SQL and Dagster's stale-status resolver is asked about every asset.
+the edited SQL and the refresh plan (``defs/refresh.py``, Dagster's stale causes read from the
+instance through the public API) is asked about every asset.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, DataVersion, Definitions
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.definitions.events import DATA_VERSION_TAG
-from dagster._time import get_current_datetime
 
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.common import DATA_VERSION_TAG
 from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.defs.refresh import MISSING, DependencyGraph, plan_refresh
 from s2d_assets.defs.sql_models import SQL_GROUP
 from s2d_assets_tests.conftest import tiny_experiment_data
 from s2d_assets_tests.test_sql_shipped_models import fixture_warehouse
@@ -54,14 +53,13 @@ class Project:
         return build_definitions(experiment, path, self.paths, sql_folder=self.sql)
 
     def sql_keys(self) -> list[AssetKey]:
-        graph = self.defs().resolve_asset_graph()
-        return [key for key in graph.get_all_asset_keys() if graph.get(key).group_name == SQL_GROUP]
+        return [spec.key for spec in self.defs().resolve_all_asset_specs() if spec.group_name == SQL_GROUP]
 
     def report_python_stages(self) -> None:
         """Record the Python stages as materialised (upstream first) without running a model."""
-        graph = self.defs().resolve_asset_graph()
-        for key in graph.toposorted_asset_keys:
-            if graph.get(key).group_name != SQL_GROUP:
+        graph = DependencyGraph.of(self.defs())
+        for key in graph.toposorted():
+            if key not in graph.sources and key not in self.sql_keys():
                 self.instance.report_runless_asset_event(
                     AssetMaterialization(key, tags={DATA_VERSION_TAG: DataVersion("v1").value})
                 )
@@ -70,18 +68,13 @@ class Project:
         job = self.defs().resolve_implicit_global_asset_job_def()
         assert job.execute_in_process(instance=self.instance, asset_selection=keys).success
 
-    def status(self) -> dict[str, StaleStatus]:
-        graph = self.defs().resolve_asset_graph()
-        view = AssetGraphView(
-            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-            instance=self.instance,
-            asset_graph=graph,
-        )
-        resolver = CachingStaleStatusResolver(instance=self.instance, asset_graph=graph, loading_context=view)
-        return {"/".join(key.path[1:]): resolver.get_status(key) for key in graph.get_all_asset_keys()}
+    def status(self) -> dict[str, list[str]]:
+        """Why each stale or missing asset is so (fresh assets are not listed)."""
+        plan = plan_refresh(self.instance, self.defs())
+        return {"/".join(key.path[1:]): why for key, why in plan.reasons.items()}
 
     def stale(self) -> set[str]:
-        return {key for key, status in self.status().items() if status != StaleStatus.FRESH}
+        return set(self.status())
 
 
 def test_editing_one_model_makes_only_it_and_its_sql_dependents_stale(tmp_path: Path) -> None:
@@ -98,16 +91,8 @@ def test_editing_one_model_makes_only_it_and_its_sql_dependents_stale(tmp_path: 
 
         project.write("kept.sql", "SELECT * FROM curated_pool WHERE kept AND agreement >= 0.75")
         status = project.status()
-        assert {key for key, s in status.items() if s == StaleStatus.STALE} == {
-            "main/kept",
-            "reports/kept_per_task",
-            "reports/kept_share",
-        }
-        assert {key for key, s in status.items() if s != StaleStatus.FRESH} == {
-            "main/kept",
-            "reports/kept_per_task",
-            "reports/kept_share",
-        }
+        assert set(status) == {"main/kept", "reports/kept_per_task", "reports/kept_share"}
+        assert all(why != [MISSING] and why[0].startswith("code version changed") for why in status.values())
 
         project.materialize([AssetKey(["tiny", *key.split("/")]) for key in sorted(project.stale())])
         assert project.stale() == set()

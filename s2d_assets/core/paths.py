@@ -31,6 +31,11 @@ concurrency:
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: {FREE_SLOTS_AFTER_RUN_END_SECONDS}
+# Declarative automation: the daemon evaluates the automation condition sensor (`s2d_automation`),
+# which observes the sources on the refresh cron and materialises what its conditions ask for.
+auto_materialize:
+  enabled: true
+  use_sensors: true
 telemetry:
   enabled: false
 """
@@ -71,6 +76,11 @@ class StatePaths:
     def inbox(self) -> Path:
         return self.inside(self.root / "inbox")
 
+    @property
+    def ray_staging(self) -> Path:
+        """Request and result Parquet files of Ray generation jobs (``engine.executor: ray``)."""
+        return self.inside(self.root / "ray")
+
 
 def state_paths() -> StatePaths:
     return StatePaths(Path(os.environ.get("S2D_STATE") or PROJECT_ROOT / ".s2d").resolve())
@@ -95,7 +105,7 @@ def ensure_dagster_home(paths: StatePaths | None = None) -> Path:
 
 
 def check_dagster_yaml(config: Path) -> None:
-    """Upgrade an s2d-written dagster.yaml that lacks run monitoring; refuse one that does not parse."""
+    """Upgrade an s2d-written dagster.yaml that lacks run monitoring or automation; refuse one that does not parse."""
     fix = f"delete it and s2d writes a fresh one (the run history next to it is kept): rm {config}"
     try:
         text = config.read_text(encoding="utf-8")
@@ -107,5 +117,5 @@ def check_dagster_yaml(config: Path) -> None:
         raise StateError(f"{config}: empty or truncated Dagster instance file (not a mapping); {fix}")
     ours = text.startswith(DAGSTER_YAML_HEADER)
     monitoring = data.get("run_monitoring") or {}
-    if ours and "free_slots_after_run_end_seconds" not in monitoring:
+    if ours and ("free_slots_after_run_end_seconds" not in monitoring or "auto_materialize" not in data):
         atomic_write_text(config, DAGSTER_YAML)

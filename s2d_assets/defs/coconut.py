@@ -2,14 +2,23 @@
 
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, ResourceParam, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    ResourceParam,
+    asset,
+)
 
 from s2d_assets.coconut.stages import METHOD, CoconutPipeline, stage_name
+from s2d_assets.defs.automation import eager_or_code_changed
 from s2d_assets.defs.common import WRITER_POOL, experiment_key, to_materialization
+from s2d_assets.defs.sources import COCONUT_GROUP, experiment_sources
 from s2d_assets.defs.stage_assets import base_model_key
 from s2d_assets.distill.context import StageContext
 
-GROUP = "coconut"
+GROUP = COCONUT_GROUP
 
 
 def _pipeline(s2d: StageContext) -> CoconutPipeline:
@@ -29,10 +38,14 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
 
     data_key, init_key = key("raw_inputs"), key("init_model")
     uses_base = spec.model == "base"
+    # The data reads the census names (defs/sources.py observes them, keyed beside raw_inputs).
+    sources = [source_key for source_key, group, _ in experiment_sources(ctx) if group == GROUP]
 
     @asset(
         key=data_key,
+        deps=sources,
         group_name=GROUP,
+        automation_condition=eager_or_code_changed(),
         pool=WRITER_POOL,
         code_version=coconut.data_version(),
         description=f"{task} records (question, steps, answer): a train split and a labelled eval split.",
@@ -44,6 +57,7 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
         key=init_key,
         deps=[data_key, *([base_model_key(ctx.experiment.name)] if uses_base else [])],
         group_name=GROUP,
+        automation_condition=eager_or_code_changed(),
         code_version=coconut.init_version(),
         description="The starting model with <bot>, <eot>, <latent>, <pause>: the base model, or a small Llama "
         "initialised at random with a word-level tokenizer over the data.",
@@ -65,6 +79,7 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
         key=key("evaluation"),
         deps=[previous, *baseline_keys, data_key],
         group_name=GROUP,
+        automation_condition=eager_or_code_changed(),
         pool=WRITER_POOL,
         code_version=coconut.evaluation_version(),
         description=f"Greedy decoding on the eval split with {spec.n_thoughts} thoughts: accuracy and tokens per "
@@ -89,6 +104,7 @@ def _stage_asset(
         key=stage_key,
         deps=[previous, data_key],
         group_name=GROUP,
+        automation_condition=eager_or_code_changed(),
         code_version=coconut.stage_version(stage),
         description=f"Curriculum stage {stage} ({replaced}), trained from {'/'.join(previous.path)} "
         "with a fresh optimizer.",
@@ -107,6 +123,7 @@ def _baseline_asset(
         key=baseline_key,
         deps=[init_key, data_key],
         group_name=GROUP,
+        automation_condition=eager_or_code_changed(),
         code_version=coconut.baseline_version(system),
         description=f"Baseline {system}, trained from the starting model for {coconut.spec.baseline_epochs:g} epochs "
         "(the whole curriculum's budget).",

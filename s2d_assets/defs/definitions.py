@@ -13,9 +13,12 @@ from dagster import Definitions, in_process_executor
 
 from s2d_assets.config.experiment import Experiment, experiment_path, load_experiment
 from s2d_assets.core.paths import StatePaths, state_paths
-from s2d_assets.defs.automation import MATERIALIZE_ALL, inbox_sensor, jobs, refresh_schedule
+from s2d_assets.defs.automation import MATERIALIZE_ALL, automation_sensor, inbox_sensor, jobs, observe_on_cron
 from s2d_assets.defs.checks import pool_checks
+from s2d_assets.defs.export import export_job
+from s2d_assets.defs.on_ray import ray_resources
 from s2d_assets.defs.resources import WarehouseResource
+from s2d_assets.defs.sources import INBOX_SOURCE, source_assets
 from s2d_assets.defs.sql_models import SQL_FOLDER, sql_model_assets
 from s2d_assets.defs.stage_assets import base_model_asset, experiment_assets
 from s2d_assets.defs.tables import table_producers
@@ -32,6 +35,10 @@ def build_definitions(
     # A Coconut-only experiment that trains a model from scratch has no use for the base model.
     needs_base = bool(experiment.tasks) or (coconut is not None and coconut.model == "base")
     assets = [base_model_asset(ctx)] if needs_base else []
+    # Every file a task reads, observed on the refresh cron (and by `s2d run` / `s2d refresh`).
+    observed = source_assets(ctx, observe_on_cron(experiment.schedule.refresh_cron))
+    source_keys = [a.key for a in observed]
+    inbox_keys = {key.path[-2]: key for key in source_keys if key.path[-1] == INBOX_SOURCE}
     assets += experiment_assets(ctx)
     checks = [
         check
@@ -46,12 +53,11 @@ def build_definitions(
     # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
     assets += sql_model_assets(experiment.name, sql_folder, table_producers(key for a in assets for key in a.keys))
     return Definitions(
-        assets=assets,
+        assets=[*observed, *assets],
         asset_checks=checks,
-        jobs=jobs(),
-        schedules=[refresh_schedule(experiment)],
-        sensors=[inbox_sensor(experiment, paths)],
-        resources={"s2d": ctx, "warehouse": WarehouseResource(path=str(paths.warehouse))},
+        jobs=[*jobs(source_keys), export_job()],
+        sensors=[automation_sensor(source_keys), inbox_sensor(experiment, paths, inbox_keys)],
+        resources={"s2d": ctx, "warehouse": WarehouseResource(path=str(paths.warehouse)), **ray_resources(experiment)},
         # One process: on a small machine a fresh process per step would reload torch each time.
         executor=in_process_executor,
     )

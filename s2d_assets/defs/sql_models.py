@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.defs.automation import eager_or_code_changed
 from s2d_assets.defs.common import WRITER_POOL, experiment_key
 from s2d_assets.defs.resources import WarehouseResource
 from s2d_assets.defs.tables import WAREHOUSE_TABLES
@@ -58,6 +59,7 @@ def _model_asset(
         code_version=resolved.code_version,
         kinds={"sql", "duckdb"},
         description=model.description or f"SQL model {model.relation} ({model.path.name}).",
+        automation_condition=eager_or_code_changed(),  # rebuilt whenever a table it reads was rewritten
         metadata={
             "path": MetadataValue.path(str(model.path)),
             "relation": model.relation,

@@ -12,6 +12,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AutomationCondition,
     DataVersion,
     MaterializeResult,
     MetadataValue,
@@ -20,17 +21,24 @@ from dagster import (
 )
 
 from s2d_assets import distill
+from s2d_assets.core.progress import metering, reporting
 from s2d_assets.core.stage_result import StageResult
+from s2d_assets.defs.automation import base_model_condition, eager_or_code_changed, missing_or_on_cron_when_changed
 from s2d_assets.defs.common import WRITER_POOL, experiment_key, stage_key, to_materialization
+from s2d_assets.defs.on_ray import ray_resource_keys
+from s2d_assets.defs.sources import source_key
 from s2d_assets.distill import plan
 from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.replicates import combined_version, replicate_names, run_replicates
 from s2d_assets.distill.report import accuracy_tokens_png, markdown_image
+from s2d_assets.tasks.sources import all_sources
 
 BASE = "base_model"  # an upstream name meaning the base model asset
 
 
 def base_model_key(experiment: str) -> AssetKey:
     return experiment_key(experiment, BASE)
+
 
 # (context, task, method) -> code version / upstream names / the stage's result
 Version = Callable[[StageContext, str, str], str]
@@ -84,14 +92,19 @@ def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method:
 
 def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
     checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / "current").resolve()
-    result = distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
+    return distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
+
+
+def _plot_evaluation(ctx: StageContext, task: str, method: str, result: StageResult) -> None:
+    """Accuracy against tokens, with error bars over the seeds when there are several."""
+    names = replicate_names(ctx)
     rows = ctx.warehouse.query(
-        "SELECT system, accuracy, mean_tokens FROM evaluations WHERE experiment = ? AND task = ? AND method = ?",
-        [ctx.experiment.name, task, method],
+        "SELECT experiment, system, accuracy, mean_tokens FROM evaluations "
+        "WHERE list_contains(?, experiment) AND task = ? AND method = ?",
+        [names, task, method],
     ).to_dicts()
-    png = accuracy_tokens_png(rows, f"{task} / {method}")
+    png = accuracy_tokens_png(rows, f"{task} / {method}" + (f" ({len(names)} seeds)" if len(names) > 1 else ""))
     result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")
-    return result
 
 
 STAGES: tuple[Stage, ...] = (
@@ -117,7 +130,7 @@ STAGES: tuple[Stage, ...] = (
         "s1_generations",
         False,
         _fixed(BASE, "raw_inputs"),
-        ("generations", "llm_cache"),
+        ("generations", "llm_cache", "generation_failures"),
         lambda ctx, t, m: plan.system1_version(ctx.experiment),
         lambda c, ctx, t, m: distill.generate_system1_baseline(ctx, t, ctx.base_model()),
         "System 1 baseline: the base model's direct answers on the eval split.",
@@ -126,7 +139,7 @@ STAGES: tuple[Stage, ...] = (
         "s2_generations",
         True,
         _fixed(BASE, "perturbed_inputs"),
-        ("generations", "llm_cache"),
+        ("generations", "llm_cache", "generation_failures"),
         lambda ctx, t, m: plan.s2_generation_version(ctx.experiment, ctx.method(m)),
         lambda c, ctx, t, m: distill.generate_system2(ctx, t, m, ctx.base_model()),
         "N sampled System 2 answers per train input (and variant), through the generation cache.",
@@ -163,13 +176,33 @@ STAGES: tuple[Stage, ...] = (
         "evaluation",
         True,
         _fixed("s1_checkpoint", "s1_generations", BASE, "raw_inputs"),
-        ("generations", "evaluations", "evaluation_groups", "llm_cache"),
+        ("generations", "evaluations", "evaluation_groups", "llm_cache", "generation_failures"),
         lambda ctx, t, m: plan.evaluation_version(ctx.experiment, ctx.method(m)),
         _evaluate,
         "System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",
     ),
 )
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
+# Where the LLM cost is: materialised when missing, else at most once per refresh-cron period.
+GENERATION_STAGES = frozenset({"s1_generations", "s2_generations"})
+# Reads the task's files (and its inbox): depends on their source assets (defs/sources.py).
+SOURCE_READERS = frozenset({"raw_inputs"})
+
+
+def stage_condition(stage: Stage, ctx: StageContext) -> AutomationCondition:
+    if stage.name in GENERATION_STAGES:
+        return missing_or_on_cron_when_changed(ctx.experiment.schedule.refresh_cron)
+    return eager_or_code_changed()
+
+
+def source_keys(ctx: StageContext, task: str) -> list[AssetKey]:
+    spec = ctx.experiment.tasks[task]
+    return [source_key(ctx.experiment.name, task, s.name) for s in all_sources(spec, ctx.paths.inbox, task)]
+
+
+def stage_version(stage: Stage, ctx: StageContext, task: str, method: str) -> str:
+    """The stage's code version over every seed of the experiment (its own version for one seed)."""
+    return combined_version(ctx, lambda replicate: stage.version(replicate, task, method))
 
 
 def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") -> AssetsDefinition:
@@ -187,20 +220,35 @@ def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") ->
     metadata = {}
     if stage.name == "s1_checkpoint":  # the code versions handed to Dagster for the stages it was built from
         metadata["s2d/upstream_code_versions"] = MetadataValue.json(
-            {name: STAGE_BY_NAME[name].version(ctx, task, method) for name in LINEAGE}
+            {name: stage_version(STAGE_BY_NAME[name], ctx, task, method) for name in LINEAGE}
         )
+
+    upstream = stage.upstream(ctx, task, method)
+    deps = [upstream_key(name) for name in upstream]
+    if stage.name in SOURCE_READERS:
+        deps += source_keys(ctx, task)
 
     @asset(
         key=key,
-        deps=[upstream_key(name) for name in stage.upstream(ctx, task, method)],
+        deps=deps,
         group_name=task,
         pool=WRITER_POOL if stage.writes_warehouse else None,
-        code_version=stage.version(ctx, task, method),
+        code_version=stage_version(stage, ctx, task, method),
         description=f"{stage.description} ({label})",
         metadata=metadata,
+        automation_condition=stage_condition(stage, ctx),
+        # The `ray` resource (dagster-ray) connects the run to Ray, for the assets that run there only.
+        required_resource_keys={"s2d", *ray_resource_keys(stage.name, upstream, ctx.experiment)},
     )
-    def _stage(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        return to_materialization(stage.run(context, s2d, task, method))
+    def _stage(context: AssetExecutionContext) -> MaterializeResult:
+        s2d: StageContext = context.resources.s2d
+        # Progress goes to the run's log; wall time and generation-cache counts to the metadata.
+        with reporting(context.log.info), metering() as meter:
+            # Once per seed (replicate), one materialisation for all of them (distill/replicates.py).
+            result = run_replicates(s2d, lambda replicate: stage.run(context, replicate, task, method))
+        if stage.name == "evaluation":
+            _plot_evaluation(s2d, task, method, result)
+        return to_materialization(result, meter.as_metadata())
 
     return _stage
 
@@ -211,6 +259,7 @@ def base_model_asset(ctx: StageContext) -> AssetsDefinition:
         group_name="models",
         code_version=plan.base_model_version(ctx.experiment),
         description="The base model as a Hugging Face directory (the embedded SmolLM2 comes from its package).",
+        automation_condition=base_model_condition(),
     )
     def base_model(s2d: ResourceParam[StageContext]) -> MaterializeResult:
         model = s2d.base_model()

@@ -6,6 +6,8 @@ card and a manifest; an unchanged (base model, data, training spec) reuses it.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -17,8 +19,13 @@ from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.hardware import training_precision
+from s2d_assets.core.progress import report
 from s2d_assets.core.stage_result import StageResult
 from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.report import markdown_image
+from s2d_assets.distill.training_curve import training_curve_png
+
+TRAINING_LOG = "training_log.json"  # loss and learning rate per logging step, kept in the checkpoint folder
 
 
 def train_checkpoint(
@@ -41,8 +48,9 @@ def train_checkpoint(
 
     def train(staging: Path) -> None:
         if examples:
-            metrics.update(train_sft(base.path, [tuple(e) for e in examples], spec, staging))
+            metrics.update(_fit(ctx, base.path, [tuple(e) for e in examples], spec, staging))
             card["precision"] = metrics["precision"]  # recorded in the model card and the manifest
+            (staging / TRAINING_LOG).write_text(json.dumps(metrics["training_log"], indent=1))
 
     card = {
         "experiment": ctx.experiment.name,
@@ -56,6 +64,12 @@ def train_checkpoint(
     }
     checkpoint = publish_checkpoint(root, version, train, card)
     manifest = read_manifest(checkpoint)
+    # The loss curve of the training that made this checkpoint, also when it is reused.
+    log = metrics.pop("training_log", None) or read_training_log(checkpoint)
+    markdown = {}
+    if log:
+        png = training_curve_png(log, f"{task_name} / {method_name}: SFT on {len(examples)} examples")
+        markdown["loss_curve"] = markdown_image(png, "training loss and learning rate per step")
     return StageResult(
         data_version=str(manifest["fingerprint"]),
         metadata={
@@ -64,8 +78,60 @@ def train_checkpoint(
             "mode": mode,
             "trained_now": bool(metrics),
             **metrics,
+            **({"training_log": log} if log else {}),
         },
+        markdown=markdown,
     )
+
+
+def read_training_log(checkpoint: Path) -> list[dict[str, float]]:
+    path = checkpoint / TRAINING_LOG
+    try:
+        return list(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+def logging_steps(examples: int, spec: TrainingSpec, points: int = 50) -> int:
+    """Log about ``points`` times over the whole training (every step when it is short)."""
+    total = math.ceil(spec.epochs * math.ceil(examples / spec.batch_size))
+    return max(1, total // points)
+
+
+def _log_callback(log: list[dict[str, float]]):  # type: ignore[no-untyped-def]
+    """A TRL/transformers callback that keeps loss and learning rate per logging step and reports progress."""
+    from transformers import TrainerCallback
+
+    class StepLog(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            report(f"training: {state.max_steps} step(s), {args.num_train_epochs:g} epoch(s)")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+            logs = logs or {}
+            if "loss" not in logs:  # the final summary (train_loss, runtime) is not a step
+                return
+            entry = {"step": int(state.global_step), "epoch": round(float(logs.get("epoch", state.epoch or 0)), 4)}
+            entry |= {name: float(logs[name]) for name in ("loss", "learning_rate", "grad_norm") if name in logs}
+            log.append(entry)
+            report(
+                f"training step {entry['step']}/{state.max_steps}: loss {entry['loss']:.4f}"
+                + (f", learning rate {entry['learning_rate']:.2e}" if "learning_rate" in entry else "")
+            )
+
+    return StepLog()
+
+
+def _fit(
+    ctx: StageContext, base_dir: Path, examples: Sequence[tuple[str, str]], spec: TrainingSpec, output_dir: Path
+) -> dict[str, Any]:
+    """In this process, or on ``training.workers`` Ray Train workers (``train_ray.py``)."""
+    if spec.workers == 1:
+        return train_sft(base_dir, examples, spec, output_dir)
+    from s2d_assets.distill.train_ray import train_sft_ray
+
+    cluster = ctx.experiment.engine.ray
+    storage = f"{cluster.staging.rstrip('/')}/train" if cluster.staging else str(ctx.paths.ray_staging / "train")
+    return train_sft_ray(train_sft, base_dir, examples, spec, output_dir, cluster, storage)
 
 
 def to_dataset(examples: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]
@@ -108,13 +174,16 @@ def train_sft(
         max_length=spec.max_length,
         seed=spec.seed,
         data_seed=spec.seed,
-        logging_steps=5,
+        logging_steps=logging_steps(len(examples), spec),
         save_strategy="no",
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
         # Set on purpose, never left to TRL's default (bf16 autocast on every CPU, slow without native bf16).
         bf16=precision == "bf16",
         fp16=False,
+        # TRL turns activation checkpointing on by default: it saves memory a 135M model does not need
+        # and recomputes every forward pass (about 5 s a step even on a tiny model on 2 cores).
+        gradient_checkpointing=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -129,12 +198,14 @@ def train_sft(
         if spec.mode == "lora"
         else None
     )
+    log: list[dict[str, float]] = []
     trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=to_dataset(examples),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=[_log_callback(log)],
     )
     result = trainer.train()
     trainer.save_model(str(output_dir))
@@ -145,6 +216,8 @@ def train_sft(
         "train_steps": float(result.global_step),
         "precision": precision,
         "torch_threads": torch.get_num_threads(),
+        "train_samples_per_second": round(float(result.metrics.get("train_samples_per_second", 0.0)), 2),
+        "training_log": log,
     }
 
 
