@@ -123,7 +123,8 @@ RESULT_FORMATS = ("table", "csv", "json", "markdown")
 
 
 def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str = "table") -> None:
-    """The evaluation table (one experiment, or all), read from the warehouse's read snapshot (never blocks a run)."""
+    """The evaluation table (one experiment with its seeds' replicates, or all), read from the warehouse's read
+    snapshot (never blocks a run)."""
     import duckdb
 
     from s2d_assets.core.warehouse import Warehouse
@@ -134,9 +135,9 @@ def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str 
         table = con.sql(
             "SELECT experiment, task, method, system, n, round(100 * accuracy, 1) AS accuracy_pct, "
             "round(mean_tokens, 1) AS mean_tokens, round(seconds_per_item, 3) AS seconds_per_item, train_examples "
-            "FROM evaluations WHERE ?::VARCHAR IS NULL OR experiment = ? ORDER BY experiment, task, method, "
-            "CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END",
-            params=[experiment, experiment],
+            "FROM evaluations WHERE ?::VARCHAR IS NULL OR experiment = ? OR starts_with(experiment, ? || '.seed') "
+            "ORDER BY experiment, task, method, CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END",
+            params=[experiment, experiment, experiment],
         ).pl()
         known = [row[0] for row in con.execute("SELECT DISTINCT experiment FROM evaluations ORDER BY 1").fetchall()]
     if experiment is not None and table.height == 0:
