@@ -79,12 +79,19 @@ class StageContext:
         engine_spec = self.experiment.engine
         producer = f"{fingerprint}:{engine_spec.producer}"
         factory = self.engine_factory or (lambda d, f, a: build_engine(engine_spec, d, f, a))
+        remote = None
+        if engine_spec.executor == "ray":  # misses go to a Ray Data job; Ray is imported on the first miss
+            from s2d_assets.engines.ray_executor import RayExecutor
+
+            staging = str(self.paths.ray_staging)
+            remote = RayExecutor(engine_spec, str(model_dir), adapter_dir, staging, self.engine_factory)
         return CachedEngine(
             model_fingerprint=producer,
             engine_factory=lambda: factory(model_dir, producer, adapter_dir),
             cache=GenerationCache(self.warehouse),
             batch_size=engine_spec.batch_size,
             description=label,
+            remote=remote,
         )
 
     def base_engine(self, label: str) -> CachedEngine:
