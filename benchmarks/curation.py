@@ -6,7 +6,8 @@ alternate in rounds so that machine load hits both alike:
 
 - *bare*: the plainest majority vote a user would write (per input, the most frequent parsed
   answer and its count), nothing else;
-- *stage*: ``s2d_assets.distill.curate.decide_in`` with the stage's own ``ORIGINAL_SAMPLES_SQL`` (the self-consistency filter reads no answer maps) - the
+- *stage*: ``s2d_assets.distill.votes.decide_in`` over the stage's own ``ORIGINAL_SAMPLES_SQL`` (self-consistency
+  reads no answer maps)
   decision, reason, votes and agreement of every input, exactly what the stage writes.
 
 Writing the pool (``replace_rows``) is timed separately: it is the same for any curation.
@@ -26,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.distill.curate import ORIGINAL_SAMPLES_SQL, decide_in
+from s2d_assets.distill.votes import ORIGINAL_SAMPLES_SQL, decide_in
 
 BARE = """
 SELECT input_id, arg_max(answer, c) AS answer, max(c) AS votes FROM (
@@ -77,20 +78,27 @@ def main() -> None:
             for _ in range(args.rounds):
                 seconds, n_bare = timed(lambda: len(con.sql(BARE, params=PARAMS).fetchall()))
                 bare.append(seconds)
-                seconds, n_stage = timed(lambda: decide_in(con, ORIGINAL_SAMPLES_SQL, PARAMS, "self_consistency").height)
+                seconds, n_stage = timed(
+                    lambda: decide_in(con, ORIGINAL_SAMPLES_SQL, PARAMS, "self_consistency").height
+                )
                 stage.append(seconds)
                 assert n_bare <= n_stage == args.rows // args.samples
         decisions = None
         with duckdb.connect(str(path), read_only=True) as con:
             decisions = decide_in(con, ORIGINAL_SAMPLES_SQL, PARAMS, "self_consistency")
         seconds_write, _ = timed(
-            lambda: Warehouse(path, experiment="bench").replace_rows(
-                "curated_pool", {"task": "t", "method": "m"}, decisions.with_columns(task=None, method=None)
-                .drop("task", "method").with_columns(
-                    __import__("polars").lit("t").alias("task"), __import__("polars").lit("m").alias("method")
+            lambda: (
+                Warehouse(path, experiment="bench").replace_rows(
+                    "curated_pool",
+                    {"task": "t", "method": "m"},
+                    decisions.with_columns(task=None, method=None)
+                    .drop("task", "method")
+                    .with_columns(
+                        __import__("polars").lit("t").alias("task"), __import__("polars").lit("m").alias("method")
+                    ),
                 )
+                or 0
             )
-            or 0
         )
     best_bare, best_stage = min(bare), min(stage)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, duckdb {duckdb.__version__}")

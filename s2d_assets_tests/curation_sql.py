@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from s2d_assets.distill.curate import decide
+from s2d_assets.distill.votes import decide
 from s2d_assets_tests.curation_reference import Decision
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from s2d_assets.config.experiment import CurationSpec
-from s2d_assets.distill.curate import KEPT, LOW_AGREEMENT, NO_ANSWER, POSITION_INCONSISTENT, TIE
+from s2d_assets.distill.votes import KEPT, LOW_AGREEMENT, NO_ANSWER, POSITION_INCONSISTENT, TIE
 from s2d_assets_tests.curation_sql import curate_input, majority_vote
 
 

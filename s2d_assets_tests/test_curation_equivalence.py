@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from s2d_assets.distill.curate import decide
+from s2d_assets.distill.votes import decide
 from s2d_assets_tests import curation_reference as ref
 from s2d_assets_tests.curation_sql import samples_frame
 

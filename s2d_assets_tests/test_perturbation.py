@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from s2d_assets.config.tasks import SycophancySpec
-from s2d_assets.distill.curate import KEPT, NO_ANSWER, PERTURBATION_DISAGREEMENT, TIE
+from s2d_assets.distill.votes import KEPT, NO_ANSWER, PERTURBATION_DISAGREEMENT, TIE
 from s2d_assets.tasks import build_task
 from s2d_assets.tasks.perturbation import map_back, swap_options
 from s2d_assets_tests.curation_sql import curate_input

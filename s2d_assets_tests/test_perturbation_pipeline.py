@@ -10,7 +10,7 @@ from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.distill import StageContext
-from s2d_assets.distill.curate import PERTURBATION_DISAGREEMENT
+from s2d_assets.distill.votes import PERTURBATION_DISAGREEMENT
 from s2d_assets.engines.base import GenerationRequest
 from s2d_assets_tests.fakes import ScriptedEngine
 

@@ -12,8 +12,8 @@ import itertools
 import random
 from typing import Any
 
-from s2d_assets.tasks.names_data import first_names
 from s2d_assets.coconut.prosqa import concept_names
+from s2d_assets.tasks.names_data import first_names
 
 PROPERTIES = ("bitter", "bright", "cold", "dull", "fast", "happy", "kind", "loud", "shy", "small", "sour", "wooden")
 

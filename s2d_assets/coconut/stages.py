@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from s2d_assets.coconut import prontoqa, prosqa
 from s2d_assets.config.coconut import CoconutSpec, ProsQASpec
 from s2d_assets.config.experiment import Experiment
 from s2d_assets.core.base_models import BaseModel
@@ -25,7 +26,6 @@ from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.coconut import prontoqa, prosqa
 from s2d_assets.tasks.base import EVAL, TRAIN, input_id
 
 METHOD = "coconut"

@@ -30,250 +30,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.votes import (
+    KEPT,
+    NO_ANSWER,
+    ORIGINAL_SAMPLES_SQL,
+    POOL_COLUMNS,
+    SAMPLES_SQL,
+    USC_NO_SELECTION,
+    decide_in,
+    sample_counts,
+)
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks import TRAIN
-
-KEPT = "kept"
-NO_ANSWER = "no_parsed_answer"
-TIE = "no_unique_majority"
-LOW_AGREEMENT = "below_min_agreement"
-PERTURBATION_DISAGREEMENT = "perturbation_disagreement"
-USC_NO_SELECTION = "usc_no_selection"
-UNPARSED_MODES = ("ignore", "count")
-
-POOL_COLUMNS = ("input_id", "answer", "votes", "n_samples", "agreement", "kept", "reason")
-
-# -- the set-based decision query ---------------------------------------------------------------
-# ``samples(input_id, variant_id, sample_idx, answer, answer_map)``: one row per sample. ``mapped``
-# is the answer mapped back to the original input (NULL when unparsed or unmappable).
-_MAPPED = """
-mapped AS (
-    SELECT input_id, variant_id, sample_idx, answer,
-           CASE WHEN answer IS NULL THEN NULL
-                WHEN answer_map IS NULL OR answer_map = '{}' THEN answer
-                ELSE json_extract_string(answer_map, '$."' || replace(replace(answer, '\\', '\\\\'), '"', '\\"') || '"')
-           END AS mapped
-    FROM samples
-),
--- each (input, variant)'s vote counts, ranked
-variant_votes AS (
-    SELECT input_id, variant_id, mapped, count(*) AS c,
-           row_number() OVER (PARTITION BY input_id, variant_id ORDER BY count(*) DESC, mapped) AS rk,
-           count(*) OVER (PARTITION BY input_id, variant_id) AS distinct_answers
-    FROM mapped WHERE mapped IS NOT NULL GROUP BY input_id, variant_id, mapped
-),
-variant_n AS (SELECT input_id, variant_id, $n_of(mapped) AS n FROM mapped GROUP BY input_id, variant_id),
-variant_top AS (
-    SELECT n.input_id, n.variant_id, n.n,
-           first.mapped AS winner_candidate, coalesce(first.c, 0) AS top,
-           coalesce(second.c, 0) AS runner_up,
-           CASE WHEN first.c IS NOT NULL AND coalesce(second.c, 0) < first.c THEN first.mapped END AS winner
-    FROM variant_n n
-    LEFT JOIN variant_votes first ON first.input_id = n.input_id AND first.variant_id = n.variant_id AND first.rk = 1
-    LEFT JOIN variant_votes second
-        ON second.input_id = n.input_id AND second.variant_id = n.variant_id AND second.rk = 2
-)
-"""
-
-_VOTES = """
-votes AS (
-    SELECT input_id,
-           '{{' || string_agg(to_json(v) || ': ' || c, ', ' ORDER BY v) || '}}' AS votes_json,
-           list(struct_pack(v := v, c := c)) AS vote_list
-    FROM (SELECT input_id, {answer} AS v, count(*) AS c FROM mapped
-          WHERE {answer} IS NOT NULL {where} GROUP BY input_id, v)
-    GROUP BY input_id
-),
-totals AS (SELECT input_id, count(*) AS n_all, $n_of({answer}) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
-"""
-_DISCARD = f"'{POSITION_INCONSISTENT}'"
-
-
-def _decision_sql(filter_kind: str) -> str:
-    if filter_kind in ("self_consistency", "none"):
-        votes = _VOTES.format(answer="answer", where="AND variant_id = 0")
-    else:
-        votes = _VOTES.format(answer="mapped", where="")
-    head = f"WITH {_MAPPED}, {votes}"
-    select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
-    if filter_kind == "self_consistency":
-        # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
-        return f"""WITH counts AS (
-            SELECT input_id, answer, count(*) AS c FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
-        ),
-        per_input AS (
-            -- the top count's answer, ties broken both ways: the two differ exactly when the top is tied
-            SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
-                   coalesce(max(c) FILTER (WHERE answer IS NOT NULL), 0) AS top,
-                   arg_min(answer, (-c, answer)) FILTER (WHERE answer IS NOT NULL) AS winner_candidate,
-                   arg_max(answer, (c, answer)) FILTER (WHERE answer IS NOT NULL) AS last_of_top,
-                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', ' ORDER BY answer)
-                                    FILTER (WHERE answer IS NOT NULL), '') || '}}' AS votes
-            FROM counts GROUP BY input_id
-        ),
-        decided AS (SELECT *, winner_candidate IS DISTINCT FROM last_of_top AS tied FROM per_input)
-        SELECT input_id,
-               CASE WHEN top = 0 OR tied OR winner_candidate = {_DISCARD} THEN NULL ELSE winner_candidate END
-                   AS answer,
-               votes, n_all::INTEGER AS n_samples,
-               CASE WHEN top = 0 THEN 0.0 ELSE top / $n_col END AS agreement,
-               (top > 0 AND NOT tied AND winner_candidate <> {_DISCARD} AND top / $n_col >= $min_agreement) AS kept,
-               CASE WHEN top = 0 THEN '{NO_ANSWER}' WHEN tied THEN '{TIE}'
-                    WHEN winner_candidate = {_DISCARD} THEN '{POSITION_INCONSISTENT}'
-                    WHEN top / $n_col < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END AS reason
-        FROM decided"""
-    if filter_kind == "none":
-        return f"""{head},
-        first AS (SELECT input_id, list(answer ORDER BY sample_idx)[1] AS answer FROM mapped WHERE variant_id = 0
-                  GROUP BY input_id)
-        SELECT t.input_id, CASE WHEN f.answer = {_DISCARD} THEN NULL ELSE f.answer END AS answer, {select_votes},
-               CASE WHEN f.answer IS NULL THEN 0.0
-                    ELSE list_filter(vo.vote_list, lambda x: x.v = f.answer)[1].c / t.n END AS agreement,
-               f.answer IS NOT NULL AND f.answer <> {_DISCARD} AS kept,
-               CASE WHEN f.answer IS NULL THEN '{NO_ANSWER}' WHEN f.answer = {_DISCARD} THEN '{POSITION_INCONSISTENT}'
-                    ELSE '{KEPT}' END AS reason
-        FROM totals t JOIN first f USING (input_id) LEFT JOIN votes vo ON vo.input_id = t.input_id"""
-    if filter_kind in ("perturbation", "combined"):
-        combined = filter_kind == "combined"
-        # ``base``: variant 0's own self-consistency (used by ``combined``).
-        base_kept = (
-            f"(b.top > 0 AND b.runner_up < b.top AND b.winner_candidate <> {_DISCARD} "
-            "AND b.top / b.n >= $min_agreement)"
-        )
-        base_reason = (
-            f"CASE WHEN b.top = 0 THEN '{NO_ANSWER}' WHEN b.runner_up = b.top THEN '{TIE}' "
-            f"WHEN b.winner_candidate = {_DISCARD} THEN '{POSITION_INCONSISTENT}' "
-            f"WHEN b.top / b.n < $min_agreement THEN '{LOW_AGREEMENT}' ELSE '{KEPT}' END"
-        )
-        base_answer = "CASE WHEN b.top = 0 OR b.runner_up = b.top THEN NULL ELSE b.winner_candidate END"
-        target = base_answer if combined else "b.winner"
-        agreement = (
-            f"CASE WHEN {target} IS NULL THEN 0.0 "
-            f"ELSE coalesce(list_filter(vo.vote_list, lambda x: x.v = {target})[1].c, 0) / t.n END"
-        )
-        disagree = f"({target} IS NULL OR a.disagreeing > 0)"
-        pre = ""
-        if combined:
-            dropped = f"CASE WHEN b.winner_candidate = {_DISCARD} THEN NULL ELSE ({base_answer}) END"
-            pre = (
-                f"WHEN NOT {base_kept} THEN struct_pack(answer := {dropped}, "
-                f"agreement := CASE WHEN b.top = 0 THEN 0.0 ELSE b.top / b.n END, kept := false, "
-                f"reason := {base_reason})"
-            )
-        return f"""{head},
-        agree AS (
-            SELECT v.input_id, count(*) FILTER (WHERE v.winner IS DISTINCT FROM {target}) AS disagreeing
-            FROM variant_top v JOIN variant_top b ON b.input_id = v.input_id AND b.variant_id = 0
-            GROUP BY v.input_id
-        ),
-        decided AS (
-            SELECT t.input_id, {select_votes},
-                   CASE WHEN vo.votes_json IS NULL THEN
-                            struct_pack(answer := NULL::VARCHAR, agreement := 0.0, kept := false,
-                                        reason := '{NO_ANSWER}')
-                        {pre}
-                        WHEN {target} = {_DISCARD} THEN
-                            struct_pack(answer := NULL::VARCHAR, agreement := {agreement}, kept := false,
-                                        reason := '{POSITION_INCONSISTENT}')
-                        WHEN {disagree} THEN struct_pack(answer := NULL::VARCHAR, agreement := {agreement},
-                                                         kept := false, reason := '{PERTURBATION_DISAGREEMENT}')
-                        ELSE struct_pack(answer := {target}, agreement := {agreement}, kept := true, reason := '{KEPT}')
-                   END AS d
-            FROM totals t JOIN variant_top b ON b.input_id = t.input_id AND b.variant_id = 0
-            JOIN agree a ON a.input_id = t.input_id LEFT JOIN votes vo ON vo.input_id = t.input_id
-        )
-        SELECT input_id, d.answer AS answer, votes, n_samples, d.agreement::DOUBLE AS agreement,
-               d.kept AS kept, d.reason AS reason FROM decided"""
-    raise ValueError(f"unknown curation filter {filter_kind!r}")
-
-
-# The stage's samples, read where they lie (``?``: experiment, task, method, split).
-SAMPLES_SQL = (
-    "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
-    "FROM generations g LEFT JOIN perturbed_inputs p "
-    "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
-    "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
-    "AND g.system = 'system2' AND g.split = ?"
-)
-# Filters that read no answer map (self-consistency, none) skip the join.
-ORIGINAL_SAMPLES_SQL = (
-    "SELECT input_id, variant_id, sample_idx, answer, NULL::VARCHAR AS answer_map FROM generations "
-    "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system2' AND split = ?"
-)
-
-
-def decide_in(
-    con: duckdb.DuckDBPyConnection,
-    source_sql: str,
-    params: Sequence[object],
-    filter_kind: str,
-    min_agreement: float = 0.0,
-    unparsed: str = "ignore",
-) -> pl.DataFrame:
-    """Every input's decision from the samples ``source_sql`` selects in ``con`` (one query, no copy).
-
-    ``source_sql`` selects ``input_id, variant_id, sample_idx, answer, answer_map`` with ``params``.
-    Returns one row per input with ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a
-    variant 0 are an error. ``unparsed``: ``ignore`` = a vote share is over the samples that vote;
-    ``count`` = over every sample. ``n_samples`` is every sample either way.
-    """
-    if unparsed not in UNPARSED_MODES:
-        raise ValueError(f"unparsed must be one of {UNPARSED_MODES}, got {unparsed!r}")
-    threshold = float(min_agreement)
-    if threshold != threshold or threshold in (float("inf"), float("-inf")):
-        raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
-    sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
-    # N: every sample (``count``) or only the samples that vote (``ignore``).
-    sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
-    sql = sql.replace("$n_col", "n_all" if unparsed == "count" else "n_parsed")
-    sql = sql.replace("WITH ", f"WITH samples AS ({source_sql}),\n", 1)
-    frame = con.sql(sql + " ORDER BY 1", params=list(params)).pl()
-    if filter_kind in ("perturbation", "combined"):
-        missing = con.sql(
-            f"SELECT input_id FROM ({source_sql}) GROUP BY input_id "
-            "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1",
-            params=list(params),
-        ).fetchall()
-        if missing:
-            raise ValueError(f"input {missing[0][0]}: variant 0 (the input itself) is missing")
-    return frame.select(
-        pl.col("input_id"),
-        pl.col("answer").cast(pl.String),
-        pl.col("votes"),
-        pl.col("n_samples").cast(pl.Int32),
-        pl.col("agreement").cast(pl.Float64),
-        pl.col("kept").cast(pl.Boolean),
-        pl.col("reason"),
-    )
-
-
-def decide(
-    samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float = 0.0, unparsed: str = "ignore"
-) -> pl.DataFrame:
-    """``decide_in`` over a polars frame (or anything DuckDB can scan) of samples."""
-    con = duckdb.connect()
-    try:
-        con.register("frame_samples", samples)
-        return decide_in(con, "SELECT * FROM frame_samples", [], filter_kind, min_agreement, unparsed)
-    finally:
-        con.close()
-
-
-def _sample_counts(con: duckdb.DuckDBPyConnection, params: Sequence[object]) -> dict[str, int]:
-    row = con.sql(
-        f"SELECT count(*), count(*) FILTER (WHERE answer IS NULL), "
-        f"count(*) FILTER (WHERE answer = '{POSITION_INCONSISTENT}') FROM ({ORIGINAL_SAMPLES_SQL})",
-        params=list(params),
-    ).fetchall()[0]
-    return {"samples": row[0], "unparsed_samples": row[1], "position_inconsistent_samples": row[2]}
-
 
 # -- universal self-consistency -----------------------------------------------------------------
 USC_TEMPLATE = (
@@ -367,7 +141,7 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     spec = ctx.experiment.curation_for(method_name)
     params = [ctx.experiment.name, task_name, method_name, TRAIN]
     with ctx.warehouse.connect() as con:
-        counts = _sample_counts(con, params)
+        counts = sample_counts(con, params)
         if spec.filter != "usc":
             source = SAMPLES_SQL if spec.filter in ("perturbation", "combined") else ORIGINAL_SAMPLES_SQL
             decisions = decide_in(con, source, params, spec.filter, spec.min_agreement, spec.unparsed)
