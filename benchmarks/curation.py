@@ -7,7 +7,7 @@ alternate in rounds so that machine load hits both alike:
 - *bare*: the plainest majority vote a user would write (per input, the most frequent parsed
   answer and its count), nothing else;
 - *stage*: ``s2d_assets.distill.votes.decide_in`` over the stage's own ``ORIGINAL_SAMPLES_SQL`` (self-consistency
-  reads no answer maps)
+  reads no answer maps): the
   decision, reason, votes and agreement of every input, exactly what the stage writes.
 
 Writing the pool (``replace_rows``) is timed separately: it is the same for any curation.
