@@ -81,16 +81,20 @@ def _decision_sql(filter_kind: str) -> str:
     select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
     if filter_kind == "self_consistency":
         # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
+        # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
+        # The top count's answer, with ties broken by the answer's 64-bit hash both ways: the two picks
+        # differ exactly when the top is tied (equal hashes of different answers aside). The votes
+        # object lists its answers in no particular order (sorting them doubled the stage's cost).
         return f"""WITH counts AS (
-            SELECT input_id, answer, count(*) AS c FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
+            SELECT input_id, answer, count(*) AS c, c::HUGEINT * 18446744073709551616 AS base, hash(answer) AS h
+            FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
         ),
         per_input AS (
-            -- the top count's answer, ties broken both ways: the two differ exactly when the top is tied
             SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
                    coalesce(max(c) FILTER (WHERE answer IS NOT NULL), 0) AS top,
-                   arg_min(answer, (-c, answer)) FILTER (WHERE answer IS NOT NULL) AS winner_candidate,
-                   arg_max(answer, (c, answer)) FILTER (WHERE answer IS NOT NULL) AS last_of_top,
-                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', ' ORDER BY answer)
+                   arg_max(answer, base + h) FILTER (WHERE answer IS NOT NULL) AS winner_candidate,
+                   arg_max(answer, base - h) FILTER (WHERE answer IS NOT NULL) AS last_of_top,
+                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', ')
                                     FILTER (WHERE answer IS NOT NULL), '') || '}}' AS votes
             FROM counts GROUP BY input_id
         ),
