@@ -92,10 +92,10 @@ def _decision_sql(filter_kind: str) -> str:
         per_input AS (
             SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
                    coalesce(max(c) FILTER (WHERE answer IS NOT NULL), 0) AS top,
-                   arg_max(answer, base + h) FILTER (WHERE answer IS NOT NULL) AS winner_candidate,
-                   arg_max(answer, base - h) FILTER (WHERE answer IS NOT NULL) AS last_of_top,
-                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', ')
-                                    FILTER (WHERE answer IS NOT NULL), '') || '}}' AS votes
+                   -- arg_max and string_agg pass over the unparsed (NULL) answer by themselves
+                   arg_max(answer, base + h) AS winner_candidate,
+                   arg_max(answer, base - h) AS last_of_top,
+                   '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', '), '') || '}}' AS votes
             FROM counts GROUP BY input_id
         ),
         decided AS (SELECT *, winner_candidate IS DISTINCT FROM last_of_top AS tied FROM per_input)
