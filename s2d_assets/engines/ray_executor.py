@@ -407,7 +407,8 @@ class RayExecutor:
         wanted = {key for key, _ in requests}
         done_before = len(self._read_results(fs, results_dir, checkpoint_dir, wanted))
         report(
-            f"{label}: Ray job of {len(requests)} row(s) in {files} batch(es), {self.spec.ray.replicas} replica(s), "
+            f"{label}: Ray job of {len(requests)} row(s) in {files} batch(es), "
+            f"{min(self.spec.ray.replicas, files)} replica(s), "
             f"processor {self.spec.ray_processor}"
             + (f"; {done_before} already done by a killed job" if done_before else "")
         )
@@ -463,6 +464,8 @@ class RayExecutor:
             dataset.write_parquet(results_dir, min_rows_per_file=1, ray_remote_args={"num_cpus": 0})
 
     def _process(self, dataset: Any, model_fingerprint: str, files: int) -> Any:
+        import ray.data
+
         spec = self.spec
         if isinstance(spec, TransformersEngineSpec):
             factory = self.engine_factory or default_engine_factory(spec)
@@ -477,7 +480,8 @@ class RayExecutor:
                     "continue_on_error": spec.ray.continue_on_error,
                 },
                 batch_size=self.batch_size,
-                concurrency=max(1, min(spec.ray.replicas, files)),  # no replica without a batch to answer
+                # A fixed pool of replicas; none is started without a batch to answer.
+                compute=ray.data.ActorPoolStrategy(size=max(1, min(spec.ray.replicas, files))),
                 num_cpus=spec.ray.cpus_per_replica,
                 batch_format="numpy",
             )
@@ -560,6 +564,7 @@ def committed_result_files(fs: pyarrow.fs.FileSystem, results_dir: str, checkpoi
         for path in parquet(checkpoint_dir)
         if not path.endswith(".pending.parquet")
     }
+
     def stem(path: str) -> str:  # "<checkpoint id>-<n>.parquet" (or "<checkpoint id>.parquet") -> the id
         name = Path(path).name.removesuffix(".parquet")
         return name if name in committed else name.rsplit("-", 1)[0]
