@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,8 +110,9 @@ def run_one(model_dir: Path, mode: str, precision: str, warmup: int, steps: int,
     texts = [sentence[i % 7 :] + sentence * 40 for i in range(BATCH * (warmup + steps))]
     dtype = torch.bfloat16 if precision == "bf16-weights" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    output_dir = tempfile.mkdtemp(prefix="s2d-train-step-")  # nothing is saved there; removed at the end
     config = SFTConfig(
-        output_dir=str(Path(tempfile.gettempdir()) / f"s2d-train-step-{os.getpid()}"),
+        output_dir=output_dir,
         max_steps=warmup + steps,
         per_device_train_batch_size=BATCH,
         gradient_accumulation_steps=1,
@@ -156,7 +158,10 @@ def run_one(model_dir: Path, mode: str, precision: str, warmup: int, steps: int,
         callbacks=[Lockstep()],
     )
     shape = list(next(iter(trainer.get_train_dataloader()))["input_ids"].shape)
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
     emit(
         "result",
         {
