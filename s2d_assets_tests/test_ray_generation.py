@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,19 @@ def committed_ids(state: Path) -> set[str]:
     return {key for path in files for key in pq.read_table(path).column("sample_id").to_pylist()}
 
 
+def settled(read: Callable[[], set[str]], quiet: float = 2.0, limit: float = 30.0) -> set[str]:
+    """``read()`` once it has not changed for ``quiet`` seconds."""
+    deadline = time.monotonic() + limit
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_killed_job_resumes_without_generating_finished_samples_twice(
     tiny_model_dir: Path, in_process: distill.StageContext, tmp_path: Path
@@ -110,7 +124,7 @@ def test_killed_job_resumes_without_generating_finished_samples_twice(
     finally:
         if driver.poll() is None:
             driver.kill()
-    finished = committed_ids(state)
+    finished = settled(lambda: committed_ids(state))  # Ray ends the dead driver's workers within seconds
     assert 4 <= len(finished) < 24
 
     factory = CountingFactory(experiment.engine, str(rerun_log))
