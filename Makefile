@@ -7,7 +7,7 @@
 #   requirements/ray.lock   the same plus the `ray` extra (installed by `make test` only)
 #   requirements/gpu-constraints.txt   the `gpu` extra (vLLM): a constraint set, untested here
 # After changing dependencies in pyproject.toml, regenerate the locks with
-#   make lock   (resolves pyproject.toml in a scratch venv, writes requirements/*.lock; a few minutes)
+#   make lock   (resolves pyproject.toml in a scratch venv and rewrites the three files above; a few minutes)
 # and commit them; s2d_assets_tests/test_lock.py fails while pyproject.toml and the locks disagree.
 
 PYTHON ?= python3.11
