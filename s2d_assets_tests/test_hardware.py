@@ -20,13 +20,15 @@ def flags(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 def test_avx2_only_cpus_train_and_generate_in_fp32(flags) -> None:  # type: ignore[no-untyped-def]
     flags("avx2", "fma")
-    assert hardware.training_precision("auto", cuda=False) == "fp32"
+    assert hardware.training_precision("auto", cuda=False, mode="lora") == "fp32"
+    assert hardware.training_precision("auto", cuda=False, mode="full") == "fp32"
     assert hardware.generation_dtype_name("auto") == "float32"
 
 
 def test_native_bf16_cpus_follow_the_measurement(flags) -> None:  # type: ignore[no-untyped-def]
     flags("avx2", "avx512_bf16", "amx_bf16")
-    assert hardware.training_precision("auto", cuda=False) == hardware.TRAINING_ON_NATIVE_BF16
+    for mode in ("lora", "full"):
+        assert hardware.training_precision("auto", cuda=False, mode=mode) == hardware.TRAINING_ON_NATIVE_BF16[mode]
     assert hardware.generation_dtype_name("auto") == "bfloat16"
     assert hardware.training_precision("bf16", cuda=False) == "bf16"  # an explicit choice wins
     assert hardware.training_precision("auto", cuda=True) == "bf16"

@@ -115,7 +115,7 @@ class TrainingSpec(Strict):
     lora_alpha: int = Field(32, ge=1)
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: fp32 on CPUs without native bf16, else the measured faster (core/hardware.py)"
+        "auto", description="auto: fp32 without native bf16; with it the measured faster per mode (core/hardware.py)"
     )
     # Left out of dumps when 1, so the single-process default keeps every existing training version.
     workers: int = Field(

@@ -13,9 +13,10 @@ from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
-# Measured on a CPU with native bf16 (docs/benchmarks.md, "Training step"): the faster training
-# precision there. Without native bf16, fp32 is always chosen.
-TRAINING_ON_NATIVE_BF16 = "fp32"
+# Measured on a CPU with native bf16 (docs/benchmarks.md, "Training step per precision"): the faster
+# training precision there per mode (LoRA: bf16 autocast; full fine-tuning: fp32). Without native
+# bf16, fp32 is always chosen (bf16 falls back to a path about 15x slower there).
+TRAINING_ON_NATIVE_BF16 = {"lora": "bf16", "full": "fp32"}
 
 
 @cache
@@ -41,10 +42,10 @@ def generation_dtype_name(requested: str) -> str:
     return "bfloat16" if cpu_supports_bf16() else "float32"
 
 
-def training_precision(requested: str, cuda: bool) -> str:
+def training_precision(requested: str, cuda: bool, mode: str = "lora") -> str:
     """``fp32`` or ``bf16`` for fine-tuning; ``auto`` follows the measurements above (bf16 on GPUs)."""
     if requested != "auto":
         return requested
     if cuda:
         return "bf16"
-    return TRAINING_ON_NATIVE_BF16 if cpu_supports_bf16() else "fp32"
+    return TRAINING_ON_NATIVE_BF16[mode] if cpu_supports_bf16() else "fp32"

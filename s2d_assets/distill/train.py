@@ -158,7 +158,7 @@ def train_sft(
     if not examples:
         raise ValueError("cannot train on an empty distillation set")
     torch.set_num_threads(os.cpu_count() or 1)
-    precision = training_precision(spec.precision, cuda=torch.cuda.is_available())
+    precision = training_precision(spec.precision, cuda=torch.cuda.is_available(), mode=spec.mode)
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
