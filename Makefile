@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (Python 3.11, CPU only):
 #   make demo   set up, then materialise the default experiment end to end and print the results
-#   make test   set up (+ the ray extra, chromium, llama.cpp server), then run the whole test suite (what CI runs)
+#   make test   set up (+ the ray extra, chromium, llama.cpp server, the pinned vLLM wheel to read), then run the whole test suite (what CI runs)
 #
 # The set-up installs exactly the lock, never what the registry holds that day:
 #   requirements/cpu.lock   every package of the CPU install (runtime + dev tools, torch 2.13.0+cpu), pinned
@@ -79,7 +79,7 @@ demo: setup
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: setup setup-ray browser setup-llama-server
+test: setup setup-ray browser setup-llama-server vllm-wheel
 	$(BIN)/ruff check s2d_assets s2d_assets_tests benchmarks requirements
 	$(BIN)/pytest -q --durations=15
 
