@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from s2d_assets.coconut import prosqa
 from s2d_assets.coconut.curriculum import (
     IGNORE,
     TokenIds,
@@ -19,7 +20,6 @@ from s2d_assets.coconut.curriculum import (
 )
 from s2d_assets.coconut.model import Coconut, TrainConfig, add_special_tokens, generate_all, load, train
 from s2d_assets.coconut.stages import final_answer
-from s2d_assets.coconut import prosqa
 
 IDS = TokenIds(bot=1, eot=2, latent=3, pause=4, eos=5, pad=0)
 ITEM = Tokenized(question=[10, 11, 12], steps=[[20, 21], [22], [23, 24, 25]], answer=[30, 31, 5])
