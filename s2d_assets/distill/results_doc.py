@@ -44,8 +44,13 @@ from s2d_assets.core.errors import UserError
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.tasks import EVAL, build_task
 
-SYSTEMS = ("system1", "system2", "distilled")
-SYSTEM_LABEL = {"system1": "System 1", "system2": "System 2", "distilled": "distilled System 1"}
+SYSTEMS = ("system1", "system2", "system2_sc", "distilled")
+SYSTEM_LABEL = {
+    "system1": "System 1",
+    "system2": "System 2",
+    "system2_sc": "System 2 + self-consistency",
+    "distilled": "distilled System 1",
+}
 SYSTEM1_BASELINE = "system1"  # method name of the System 1 baseline's generations
 UNPARSED = "(unparsed)"
 BEGIN = "<!-- s2d report: begin {} -->"
@@ -438,7 +443,7 @@ def experiment_block(results: ExperimentResults) -> str:
     )
     gaps = []
     for row in results.rows:
-        s1, s2, distilled = (row.cells.get(s) for s in SYSTEMS)
+        s1, s2, distilled = (row.cells.get(s) for s in ("system1", "system2", "distilled"))
         if s1 is None or s2 is None:
             continue
         tokens = ""
@@ -491,27 +496,32 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
     body = []
     for results in sweeps:
         for row in results.rows:
-            s1, s2 = row.cells.get("system1"), row.cells.get("system2")
-            if s1 is None or s2 is None:
-                continue
+            s1 = row.cells.get("system1")
             majority = statistics.fmean(row.majority.values()) if row.majority else None
-            body.append(
-                [
-                    f"{row.task}: {row.setting}",
-                    row.method,
-                    f"{s2.items} ({s2.seeds} seeds)",
-                    f"{s1.pooled():.1f} ± {binomial_se(s1.pooled(), s1.items):.1f}",
-                    f"{s2.pooled():.1f} ± {binomial_se(s2.pooled(), s2.items):.1f}",
-                    gap_text(paired_gap(s2, s1)),
-                    f"{statistics.fmean(s1.tokens):.0f} → {statistics.fmean(s2.tokens):.0f}",
-                    "—" if majority is None else f"{majority:.1f}",
-                    distribution_text(s2.answers, top=2),
-                ]
-            )
+            for system, label in (("system2", row.method), ("system2_sc", f"{row.method} + self-consistency")):
+                s2 = row.cells.get(system)
+                if s1 is None or s2 is None:
+                    continue
+                if system == "system2_sc":
+                    label += f" (N = {results.source.experiment.n_samples})"
+                body.append(
+                    [
+                        f"{row.task}: {row.setting}",
+                        label,
+                        f"{s2.items} ({s2.seeds} seeds)",
+                        f"{s1.pooled():.1f} ± {binomial_se(s1.pooled(), s1.items):.1f}",
+                        f"{s2.pooled():.1f} ± {binomial_se(s2.pooled(), s2.items):.1f}",
+                        gap_text(paired_gap(s2, s1)),
+                        f"{statistics.fmean(s1.tokens):.0f} → {statistics.fmean(s2.tokens):.0f}",
+                        "—" if majority is None else f"{majority:.1f}",
+                        distribution_text(s2.answers, top=2),
+                    ]
+                )
     lines = [
         "Generation only (`s2d sweep experiments/sweeps/<file>.yaml`): System 1 and "
-        "each System 2 method answer the eval split greedily; nothing is distilled. Accuracy ± binomial "
-        "standard error over the pooled items of all seeds; the gap is paired over the same items.",
+        "each System 2 method answer the eval split greedily; nothing is distilled. With `--self-consistency` "
+        "a method also answers by the plurality of N sampled chains (its tokens are all N chains'). Accuracy ± "
+        "binomial standard error over the pooled items of all seeds; the gap is paired over the same items.",
         "",
     ]
     lines += _table(
@@ -710,7 +720,7 @@ def cmd_sweep(args: Any) -> int:
     from s2d_assets.distill.sweep import run_sweep
 
     for path in args.experiments:
-        run_sweep(load_experiment(path), state_paths())
+        run_sweep(load_experiment(path), state_paths(), self_consistency=args.self_consistency)
     return 0
 
 
@@ -742,4 +752,9 @@ def add_results_commands(commands: Any) -> None:
         "`s2d report` then shows the sweep table.",
     )
     sweep.add_argument("experiments", nargs="+", type=Path, help="sweep experiment files (experiments/sweeps/*.yaml)")
+    sweep.add_argument(
+        "--self-consistency",
+        action="store_true",
+        help="also each method's plurality answer over the experiment's n_samples sampled chains",
+    )
     sweep.set_defaults(func=cmd_sweep)

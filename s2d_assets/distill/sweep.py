@@ -15,20 +15,30 @@ writes into the state folder (``$S2D_STATE`` or ``.s2d``). No Dagster here.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from s2d_assets.config.experiment import Experiment, load_experiment
+from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.paths import StatePaths, state_paths
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import answer_eval_split, generate_system1_baseline
 from s2d_assets.distill.inputs import write_inputs
 from s2d_assets.distill.replicates import replicate_contexts
+from s2d_assets.methods.runner import Chain, ChainResult, run_method
+from s2d_assets.tasks import EVAL
+
+SELF_CONSISTENCY = "system2_sc"  # the system name of a self-consistent System 2 (plurality of N samples)
 
 
-def run_sweep(experiment: Experiment, paths: StatePaths, log: bool = True) -> list[dict[str, object]]:
-    """Inputs, System 1 and every method's System 2 answers on the eval split, for every seed and task."""
+def run_sweep(
+    experiment: Experiment, paths: StatePaths, log: bool = True, self_consistency: bool = False
+) -> list[dict[str, object]]:
+    """Inputs, System 1 and every method's System 2 answers on the eval split, for every seed and task;
+    with ``self_consistency`` also each method's plurality answer over ``n_samples`` sampled chains."""
     summaries: list[dict[str, object]] = []
     for ctx in replicate_contexts(StageContext(experiment, paths)):
         base = ctx.base_model()
@@ -41,6 +51,9 @@ def run_sweep(experiment: Experiment, paths: StatePaths, log: bool = True) -> li
                 engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task}/{method}/eval")
                 _, summary = answer_eval_split(ctx, task, method, "system2", ctx.method(method), engine)
                 rows.append({"method": method, **{k: summary[k] for k in ("n", "accuracy", "mean_tokens")}})
+                if self_consistency:
+                    voted = self_consistent_eval(ctx, task, method, base)
+                    rows.append({"method": f"{method}+sc", **voted})
             for row in rows:
                 summaries.append({"experiment": ctx.experiment.name, "task": task, **row})
                 if log:
@@ -54,13 +67,57 @@ def run_sweep(experiment: Experiment, paths: StatePaths, log: bool = True) -> li
     return summaries
 
 
+def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, base: BaseModel) -> dict[str, float]:
+    """System 2 with self-consistency on the eval split: ``n_samples`` chains per item at the sampling
+    temperature, the plurality of the parsed answers (a tie or no parsed answer: no answer).
+
+    Stored as one ``generations`` row per item (system ``system2_sc``): the vote counts as its output,
+    the winner as its answer, and the tokens and seconds of all its samples (what the vote cost).
+    """
+    task, method = ctx.task(task_name), ctx.method(method_name)
+    items = ctx.inputs(task_name, EVAL)
+    n = ctx.experiment.n_samples
+    engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval-sc")
+    sampling = ctx.experiment.sampling
+    chains = [Chain(item["input_id"], item["prompt"], 0, sample) for item in items for sample in range(n)]
+    results = run_method(
+        method, chains, engine, sampling.temperature, sampling.top_p, ctx.experiment.seed, engine.model_fingerprint
+    )
+    voted: list[ChainResult] = []
+    answers: list[str | None] = []
+    correct = 0
+    for index, item in enumerate(items):
+        samples = results[index * n : (index + 1) * n]
+        parsed = [task.parse_answer(r.output, item["meta"]) for r in samples]
+        votes = Counter(a for a in parsed if a is not None)
+        ranked = votes.most_common(2)
+        winner = ranked[0][0] if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]) else None
+        step = {
+            "name": "vote",
+            "output": json.dumps(dict(votes)),
+            "prompt_tokens": sum(r.prompt_tokens for r in samples),
+            "completion_tokens": sum(r.completion_tokens for r in samples),
+            "seconds": sum(r.seconds for r in samples),
+        }
+        voted.append(ChainResult(Chain(item["input_id"], item["prompt"]), steps=[step]))
+        answers.append(winner)
+        correct += bool(task.is_correct(winner, item["reference"]))
+    frame = ctx.store_generations(task_name, method_name, SELF_CONSISTENCY, EVAL, voted, answers)
+    return {
+        "n": len(items),
+        "accuracy": correct / len(items) if items else 0.0,
+        "mean_tokens": float(frame["completion_tokens"].mean() or 0.0) if items else 0.0,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2d_assets.distill.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("experiments", nargs="+", type=Path, help="sweep experiment files")
+    parser.add_argument("--self-consistency", action="store_true", help="also System 2 with self-consistency")
     args = parser.parse_args(argv)
     paths = state_paths()
     for path in args.experiments:
-        run_sweep(load_experiment(path), paths)
+        run_sweep(load_experiment(path), paths, self_consistency=args.self_consistency)
     return 0
 
 
