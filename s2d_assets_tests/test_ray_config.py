@@ -18,19 +18,17 @@ from s2d_assets.config.engine import OpenAICompatEngineSpec, TransformersEngineS
 from s2d_assets.config.experiment import PROJECT_ROOT, ExperimentError, load_experiment, parse_experiment
 from s2d_assets.distill import plan
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
-from s2d_assets.engines.ray_executor import (
-    RayExecutor,
+from s2d_assets.engines.ray_executor import RayExecutor, import_ray
+from s2d_assets.engines.ray_processors import (
     RayUnavailable,
     from_http_row,
     from_vllm_row,
     http_body,
     http_processor_kwargs,
-    import_ray,
-    job_folder,
-    request_from_json,
     vllm_processor_kwargs,
     vllm_row,
 )
+from s2d_assets.engines.ray_staging import job_folder, request_from_json
 from s2d_assets.methods import build_method
 from s2d_assets_tests.conftest import tiny_experiment_data
 from s2d_assets_tests.ray_support import NO_RAY, ray_cluster  # noqa: F401  (the session's cluster)
@@ -256,7 +254,7 @@ def test_ray_accepts_the_vllm_processor_configuration() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 @pytest.mark.usefixtures("ray_cluster")
 def test_vllm_on_ray_refuses_clearly_without_vllm_or_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import s2d_assets.engines.ray_executor as ray_executor
+    import s2d_assets.engines.ray_processors as ray_processors
 
     spec = load_experiment(RAY_EXPERIMENT).engine
     local = spec.model_copy(update={"ray": spec.ray.model_copy(update={"address": None})})
@@ -264,7 +262,7 @@ def test_vllm_on_ray_refuses_clearly_without_vllm_or_a_gpu(tmp_path: Path, monke
     with pytest.raises(RayUnavailable, match=r"needs vLLM .*pip install -e '\.\[gpu\]'"):
         executor.generate("producer", "coin_flip/rar_1step", [("k", REQUEST)])
     # With vLLM present, the CPU-only cluster is refused for its lack of GPUs.
-    monkeypatch.setattr(ray_executor, "installed", lambda module: True)
+    monkeypatch.setattr(ray_processors, "installed", lambda module: True)
     with pytest.raises(RayUnavailable, match="needs GPUs and the Ray cluster has none"):
         executor.generate("producer", "coin_flip/rar_1step", [("k", REQUEST)])
     assert not (tmp_path / "ray").exists(), "nothing is staged before the refusal"

@@ -41,7 +41,8 @@ def ray_resources(experiment: Experiment) -> dict[str, Any]:
     """
     if not runs_on_ray(experiment):
         return {}
-    from s2d_assets.engines.ray_executor import RAY_EXTRA, RayUnavailable
+    from s2d_assets.engines.ray_executor import RAY_EXTRA
+    from s2d_assets.engines.ray_processors import RayUnavailable
 
     try:
         from s2d_assets.defs.ray_resources import local_or_address
