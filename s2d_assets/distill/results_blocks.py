@@ -1,0 +1,314 @@
+"""The results document's blocks as text: per experiment, the sweeps, and each row beside the paper.
+
+Numbers are formatted here from ``results_data`` cells (mean ± sd over seeds, standard errors,
+paired gaps, answer distributions). No Dagster here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.distill.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod
+
+SYSTEM_LABEL = {
+    "system1": "System 1",
+    "system2": "System 2",
+    "system2_sc": "System 2 + self-consistency",
+    "distilled": "distilled System 1",
+}
+
+# The paper's figures (Yu et al. 2024, arXiv 2407.06023, Llama-2-70B-chat), only where the paper's own
+# text is cited here; every other cell names the table to look at. Keys: (task kind, method kind, system).
+PAPER_MODEL = "Llama-2-70B-chat"
+PAPER_FIGURES: dict[tuple[str, str, str], str] = {
+    ("last_letter", "rar_2step", "distilled"): "98.0% (Table 1: RaR 2-step distilled)",
+}
+PAPER_TABLES: dict[tuple[str, str], str] = {
+    ("last_letter", "rar"): "see paper Table 1 (Rephrase and Respond)",
+    ("coin_flip", "rar"): "see paper Table 1 (Rephrase and Respond)",
+    ("last_letter", "system1"): "see paper Table 1 (Rephrase and Respond)",
+    ("coin_flip", "system1"): "see paper Table 1 (Rephrase and Respond)",
+    ("factual_qa", "s2a"): "see the paper's S2A results (TriviaQA with injected opinions, biased and unbiased)",
+    ("sycophancy", "s2a"): "not in the paper (its S2A setting is factual QA with injected opinions)",
+    ("pairwise_judging", "bsm"): "see the paper's BSM results (OASST2 and MT-bench judging)",
+    ("gsm8k", "cot"): "see the paper's GSM8K results: CoT could not be distilled well",
+}
+
+
+# -- numbers as text -------------------------------------------------------------------------------------
+def mean_sd(values: Sequence[float]) -> str:
+    """``m ± sd`` (sample standard deviation) over the seeds; one value alone has no spread."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.1f}% (1 seed)"
+    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}%"
+
+
+def binomial_se(pct: float, n: int) -> float:
+    p = pct / 100
+    return 100 * math.sqrt(p * (1 - p) / n) if n else float("nan")
+
+
+def paired_gap(a: Cell, b: Cell) -> tuple[float, float, int] | None:
+    """Mean of (a correct − b correct) over the items both answered, its standard error, and n."""
+    shared = sorted(set(a.by_item) & set(b.by_item))
+    if len(shared) < 2:
+        return None
+    diffs = [int(a.by_item[k]) - int(b.by_item[k]) for k in shared]
+    return 100 * statistics.fmean(diffs), 100 * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+
+
+def gap_text(gap: tuple[float, float, int] | None) -> str:
+    if gap is None:
+        return "—"
+    mean, se, _ = gap
+    verdict = " **(> 2 se)**" if se > 0 and abs(mean) > 2 * se else ""
+    return f"{mean:+.1f} ± {se:.1f}{verdict}"
+
+
+def n_text(cell: Cell) -> str:
+    sizes = sorted({len(v) for v in cell.per_seed.values()})
+    return f"{sizes[0]} × {cell.seeds}" if len(sizes) == 1 else f"{cell.items} ({cell.seeds} seeds)"
+
+
+def distribution_text(answers: Counter[str], top: int = 3) -> str:
+    total = sum(answers.values())
+    if not total:
+        return "—"
+    ranked = sorted(answers.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{_short(a)} {100 * c / total:.0f}%" for a, c in ranked[:top]]
+    rest = total - sum(c for _, c in ranked[:top])
+    if rest:
+        parts.append(f"other {100 * rest / total:.0f}%")
+    return ", ".join(parts)
+
+
+def _short(answer: str) -> str:
+    text = answer.replace("|", "/").replace("\n", " ")
+    return f"`{text[:20]}`" if answer != UNPARSED else UNPARSED
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return lines
+
+
+# -- the blocks ------------------------------------------------------------------------------------------
+def experiment_block(results: ExperimentResults) -> str:
+    experiment = results.source.experiment
+    lines = [
+        f"### {experiment.name} (`{display_path(results.source.path)}`)",
+        "",
+        f"Model `{experiment.model.source}`; N = {experiment.n_samples} samples at temperature "
+        f"{experiment.sampling.temperature}; curation `{experiment.curation.filter}`"
+        + (f" (min_agreement {experiment.curation.min_agreement})" if experiment.curation.min_agreement else "")
+        + f"; training {experiment.training.mode}, {experiment.training.epochs:g} epochs; "
+        f"seeds {', '.join(str(s) for s in results.seeds_found)}.",
+        "",
+    ]
+    body = []
+    for row in results.rows:
+        for system in SYSTEMS:
+            cell = row.cells.get(system)
+            if system == "distilled" and (cell is None or row.untrained_seeds):
+                if row.untrained_seeds:
+                    body.append(
+                        [
+                            row.task,
+                            row.method,
+                            SYSTEM_LABEL[system],
+                            f"untrained (empty pool, seeds {', '.join(map(str, sorted(row.untrained_seeds)))})",
+                            "",
+                            _majority(row),
+                            "",
+                            "",
+                            _train(row),
+                        ]
+                    )
+                continue
+            if cell is None:
+                continue
+            body.append(
+                [
+                    row.task,
+                    row.method,
+                    SYSTEM_LABEL[system],
+                    mean_sd(cell.accuracies()),
+                    n_text(cell),
+                    _majority(row),
+                    f"{statistics.fmean(cell.tokens):.1f}",
+                    distribution_text(cell.answers),
+                    _train(row) if system == "distilled" else "",
+                ]
+            )
+    lines += _table(
+        ["task", "method", "system", "accuracy", "n", "majority class", "tokens / item", "answers", "train examples"],
+        body,
+    )
+    gaps = []
+    for row in results.rows:
+        s1, s2, distilled = (row.cells.get(s) for s in ("system1", "system2", "distilled"))
+        if s1 is None or s2 is None:
+            continue
+        tokens = ""
+        if distilled is not None and distilled.tokens and s2.tokens:
+            tokens = f"{statistics.fmean(distilled.tokens) / max(statistics.fmean(s2.tokens), 1e-9):.2f}"
+        gaps.append(
+            [
+                row.task,
+                row.method,
+                gap_text(paired_gap(s2, s1)),
+                gap_text(paired_gap(distilled, s1)) if distilled else "—",
+                gap_text(paired_gap(distilled, s2)) if distilled else "—",
+                tokens,
+            ]
+        )
+    if gaps:
+        lines += ["", "Paired differences in accuracy points (pooled over the seeds' items):", ""]
+        lines += _table(
+            [
+                "task",
+                "method",
+                "System 2 − System 1",
+                "distilled − System 1",
+                "distilled − System 2",
+                "distilled tokens / System 2 tokens",
+            ],
+            gaps,
+        )
+    group_rows = [
+        [
+            row.task,
+            row.method,
+            SYSTEM_LABEL.get(system, system),
+            group,
+            mean_sd(values),
+            f"{row.group_n[group]} × {len(values)}",
+        ]
+        for row in results.rows
+        for (system, group), values in sorted(
+            row.groups.items(), key=lambda kv: (kv[0][1], SYSTEMS.index(kv[0][0]) if kv[0][0] in SYSTEMS else 9)
+        )
+    ]
+    if group_rows:
+        lines += ["", "By evaluation group:", ""]
+        lines += _table(["task", "method", "system", "group", "accuracy", "n"], group_rows)
+    return "\n".join(lines)
+
+
+def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
+    body = []
+    for results in sweeps:
+        for row in results.rows:
+            s1 = row.cells.get("system1")
+            majority = statistics.fmean(row.majority.values()) if row.majority else None
+            for system, label in (("system2", row.method), ("system2_sc", f"{row.method} + self-consistency")):
+                s2 = row.cells.get(system)
+                if s1 is None or s2 is None:
+                    continue
+                if system == "system2_sc":
+                    label += f" (N = {results.source.experiment.n_samples})"
+                body.append(
+                    [
+                        f"{row.task}: {row.setting}",
+                        label,
+                        f"{s2.items} ({s2.seeds} seeds)",
+                        f"{s1.pooled():.1f} ± {binomial_se(s1.pooled(), s1.items):.1f}",
+                        f"{s2.pooled():.1f} ± {binomial_se(s2.pooled(), s2.items):.1f}",
+                        gap_text(paired_gap(s2, s1)),
+                        f"{statistics.fmean(s1.tokens):.0f} → {statistics.fmean(s2.tokens):.0f}",
+                        "—" if majority is None else f"{majority:.1f}",
+                        distribution_text(s2.answers, top=2),
+                    ]
+                )
+    lines = [
+        "Generation only (`s2d sweep experiments/sweeps/<file>.yaml`): System 1 and "
+        "each System 2 method answer the eval split greedily; nothing is distilled. With `--self-consistency` "
+        "a method also answers by the plurality of N sampled chains (its tokens are all N chains'). Accuracy ± "
+        "binomial standard error over the pooled items of all seeds; the gap is paired over the same items.",
+        "",
+    ]
+    lines += _table(
+        [
+            "setting",
+            "method",
+            "n",
+            "System 1 %",
+            "System 2 %",
+            "System 2 − System 1",
+            "tokens S1 → S2",
+            "majority class %",
+            "System 2 answers",
+        ],
+        body,
+    )
+    return "\n".join(lines)
+
+
+def paper_block(results: Sequence[ExperimentResults]) -> str:
+    body = []
+    for result in results:
+        for row in result.rows:
+            for system in SYSTEMS:
+                cell = row.cells.get(system)
+                if cell is None:
+                    continue
+                body.append(
+                    [
+                        f"{result.source.experiment.name}",
+                        row.task,
+                        row.method,
+                        SYSTEM_LABEL[system],
+                        mean_sd(cell.accuracies()),
+                        paper_cell(row.task_kind, row.method_kind, system),
+                    ]
+                )
+    lines = [
+        f"The paper distils {PAPER_MODEL}; this repository's default model is SmolLM2-135M-Instruct, about 500 "
+        "times smaller, so the comparison is of direction (does System 2 beat System 1, does distillation keep "
+        "it), not of level. A figure appears only where this repository cites the paper's text; otherwise the "
+        "table to compare with is named.",
+        "",
+    ]
+    lines += _table(["experiment", "task", "method", "system", "this run", f"paper ({PAPER_MODEL})"], body)
+    return "\n".join(lines)
+
+
+def paper_cell(task_kind: str, method_kind: str, system: str) -> str:
+    figure = PAPER_FIGURES.get((task_kind, method_kind, system))
+    if figure:
+        return figure
+    family = re.sub(r"_.*", "", method_kind) if system != "system1" else "system1"
+    for key in ((task_kind, family), (task_kind, re.sub(r"_.*", "", method_kind))):
+        if key in PAPER_TABLES:
+            return PAPER_TABLES[key]
+    return "no corresponding cell in the paper"
+
+
+def _majority(row: TaskMethod) -> str:
+    return "—" if not row.majority else f"{statistics.fmean(row.majority.values()):.1f}%"
+
+
+def _train(row: TaskMethod) -> str:
+    if not row.train_examples:
+        return ""
+    values = row.train_examples
+    return str(values[0]) if len(set(values)) == 1 else f"{statistics.fmean(values):.1f} ({min(values)}–{max(values)})"
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# -- the document ------------------------------------------------------------------------------------------
