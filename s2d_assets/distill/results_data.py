@@ -156,6 +156,10 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
             )
     tasks = {(name, t): build_task(spec_of[name].tasks[t]) for name in present for t in experiment.tasks}
     system1: dict[tuple[str, str], list[tuple[str, str | None, int]]] = {}
+    def score(name: str, task: str, method: str, system: str, input_id: str, answer: Any, tokens: Any) -> None:
+        key = (name, task)
+        _score(rows[(task, method)], system, seed_of[name], tasks[key], refs[key], input_id, answer, tokens)
+
     for name, task, method, system, input_id, answer, tokens in generations:
         if task not in experiment.tasks or (name, task) not in refs or input_id not in refs[(name, task)]:
             continue
@@ -164,29 +168,11 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
             continue
         if (task, method) not in rows:
             continue
-        _score(
-            rows[(task, method)],
-            system,
-            seed_of[name],
-            tasks[(name, task)],
-            refs[(name, task)],
-            input_id,
-            answer,
-            tokens,
-        )
+        score(name, task, method, system, input_id, answer, tokens)
     for (name, task), answers in system1.items():  # the one baseline is every method's System 1 row
         for method in experiment.methods:
             for input_id, answer, tokens in answers:
-                _score(
-                    rows[(task, method)],
-                    "system1",
-                    seed_of[name],
-                    tasks[(name, task)],
-                    refs[(name, task)],
-                    input_id,
-                    answer,
-                    tokens,
-                )
+                score(name, task, method, "system1", input_id, answer, tokens)
     for (name, task), by_id in refs.items():
         rate = majority_rate(tasks[(name, task)], list(by_id.values()))
         for method in experiment.methods:
