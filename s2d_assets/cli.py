@@ -20,6 +20,7 @@ from typing import Any
 from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT, experiment_path
 from s2d_assets.core.errors import UserError, one_line
 from s2d_assets.core.paths import ensure_dagster_home, state_paths
+from s2d_assets.distill.results_doc import add_results_commands
 from s2d_assets.sql.query import add_sql_command
 
 EXIT_USER_ERROR = 2
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     add_sql_command(commands)
+    add_results_commands(commands)  # s2d report, s2d sweep
 
     ui = commands.add_parser("ui", help="start the Dagster UI on the project's persistent DAGSTER_HOME")
     _experiment_arg(ui)
