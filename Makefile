@@ -100,8 +100,10 @@ LLAMA_STAMP := $(VENV)/.llama-server-installed
 
 setup-llama-server: $(LLAMA_STAMP)
 
+# Built for the baseline x86-64 instruction set, not -march=native: a native build on a CPU with AMX
+# died with SIGILL (illegal instruction) on its first request in a VM that does not grant AMX tiles.
 $(LLAMA_STAMP): $(RAY_STAMP)
-	$(PIP) install --quiet -c $(RAY_LOCK) 'llama-cpp-python[server]==0.3.36'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet --no-cache-dir -c $(RAY_LOCK) 'llama-cpp-python[server]==0.3.36'
 	touch $(LLAMA_STAMP)
 
 # The pinned vLLM wheel (about 316 MB), downloaded once without its dependencies and never installed:
