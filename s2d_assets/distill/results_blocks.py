@@ -11,6 +11,7 @@ import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from s2d_assets.config.experiment import PROJECT_ROOT
@@ -56,26 +57,62 @@ def binomial_se(pct: float, n: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / n) if n else float("nan")
 
 
-def paired_gap(a: Cell, b: Cell) -> tuple[float, float, int] | None:
-    """Mean of (a correct − b correct) over the items both answered, its standard error, and n."""
+@dataclass(frozen=True)
+class Gap:
+    """A paired difference in accuracy points: its mean over the pooled items, the standard error over
+    those items, n, and the difference within each seed."""
+
+    mean: float
+    item_se: float
+    n: int
+    per_seed: tuple[float, ...]
+
+    @property
+    def seed_se(self) -> float:
+        k = len(self.per_seed)
+        return statistics.stdev(self.per_seed) / math.sqrt(k) if k > 1 else 0.0
+
+    @property
+    def se(self) -> float:
+        """The larger of the two: items vary within a seed, and a trained system also between seeds
+        (one seed's training can learn the task while another's collapses to one answer)."""
+        return max(self.item_se, self.seed_se)
+
+
+def paired_gap(a: Cell, b: Cell) -> Gap | None:
+    """(a correct − b correct) over the items both answered, pooled over the seeds and per seed."""
     shared = sorted(set(a.by_item) & set(b.by_item))
     if len(shared) < 2:
         return None
     diffs = [int(a.by_item[k]) - int(b.by_item[k]) for k in shared]
-    return 100 * statistics.fmean(diffs), 100 * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+    by_seed: dict[int, list[int]] = {}
+    for (seed, _), diff in zip(shared, diffs, strict=True):
+        by_seed.setdefault(seed, []).append(diff)
+    return Gap(
+        mean=100 * statistics.fmean(diffs),
+        item_se=100 * statistics.stdev(diffs) / math.sqrt(len(diffs)),
+        n=len(diffs),
+        per_seed=tuple(100 * statistics.fmean(v) for _, v in sorted(by_seed.items())),
+    )
 
 
-def gap_text(gap: tuple[float, float, int] | None) -> str:
+def gap_text(gap: Gap | None, per_seed: bool = False) -> str:
     if gap is None:
         return "—"
-    mean, se, _ = gap
-    verdict = " **(> 2 se)**" if se > 0 and abs(mean) > 2 * se else ""
-    return f"{mean:+.1f} ± {se:.1f}{verdict}"
+    verdict = " **(> 2 se)**" if gap.se > 0 and abs(gap.mean) > 2 * gap.se else ""
+    seeds = ""
+    if per_seed and len(gap.per_seed) > 1:
+        seeds = " (seeds: " + ", ".join(f"{value:+.1f}" for value in gap.per_seed) + ")"
+    return f"{gap.mean:+.1f} ± {gap.se:.1f}{verdict}{seeds}"
+
+
+def seeds_text(k: int) -> str:
+    return f"{k} seed" if k == 1 else f"{k} seeds"
 
 
 def n_text(cell: Cell) -> str:
     sizes = sorted({len(v) for v in cell.per_seed.values()})
-    return f"{sizes[0]} × {cell.seeds}" if len(sizes) == 1 else f"{cell.items} ({cell.seeds} seeds)"
+    return f"{sizes[0]} × {cell.seeds}" if len(sizes) == 1 else f"{cell.items} ({seeds_text(cell.seeds)})"
 
 
 def distribution_text(answers: Counter[str], top: int = 3) -> str:
@@ -165,14 +202,19 @@ def experiment_block(results: ExperimentResults) -> str:
             [
                 row.task,
                 row.method,
-                gap_text(paired_gap(s2, s1)),
-                gap_text(paired_gap(distilled, s1)) if distilled else "—",
-                gap_text(paired_gap(distilled, s2)) if distilled else "—",
+                gap_text(paired_gap(s2, s1), per_seed=True),
+                gap_text(paired_gap(distilled, s1), per_seed=True) if distilled else "—",
+                gap_text(paired_gap(distilled, s2), per_seed=True) if distilled else "—",
                 tokens,
             ]
         )
     if gaps:
-        lines += ["", "Paired differences in accuracy points (pooled over the seeds' items):", ""]
+        lines += [
+            "",
+            "Paired differences in accuracy points over the same items, pooled over the seeds, ± the larger of "
+            "the standard error over the items and the one over the seeds' differences (given per seed):",
+            "",
+        ]
         lines += _table(
             [
                 "task",
@@ -218,9 +260,10 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
                     label += f" (N = {results.source.experiment.n_samples})"
                 body.append(
                     [
+                        results.source.experiment.name,
                         f"{row.task}: {row.setting}",
                         label,
-                        f"{s2.items} ({s2.seeds} seeds)",
+                        f"{s2.items} ({seeds_text(s2.seeds)})",
                         f"{s1.pooled():.1f} ± {binomial_se(s1.pooled(), s1.items):.1f}",
                         f"{s2.pooled():.1f} ± {binomial_se(s2.pooled(), s2.items):.1f}",
                         gap_text(paired_gap(s2, s1)),
@@ -238,6 +281,7 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
     ]
     lines += _table(
         [
+            "sweep",
             "setting",
             "method",
             "n",
