@@ -119,6 +119,7 @@ def test_report_has_mean_sd_and_n_over_three_seeds(tmp_path: Path) -> None:
     # distilled: 7 of 8 in every seed -> no spread; System 1 answers "yes" to everything.
     assert "87.5 ± 0.0%" in table["distilled System 1"]
     assert "`yes` 100%" in table["System 1"]
+    assert "top answer per seed: `yes` 100%, `yes` 100%, `yes` 100%" in table["System 1"]
     # The majority class beside accuracy: the share of the eval split's most common reference.
     assert table["System 1"].split(" | ")[5].endswith("%")
     assert "seeds 0, 1, 2" in text

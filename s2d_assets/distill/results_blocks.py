@@ -127,6 +127,17 @@ def distribution_text(answers: Counter[str], top: int = 3) -> str:
     return ", ".join(parts)
 
 
+def top_per_seed(cell: Cell) -> str:
+    """Each seed's most common answer and its share, so one seed's collapse is not hidden by the pooling."""
+    if len(cell.seed_answers) < 2:
+        return ""
+    tops = []
+    for _, answers in sorted(cell.seed_answers.items()):
+        answer, count = sorted(answers.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        tops.append(f"{_short(answer)} {100 * count / sum(answers.values()):.0f}%")
+    return "; top answer per seed: " + ", ".join(tops)
+
+
 def _short(answer: str) -> str:
     text = answer.replace("|", "/").replace("\n", " ")
     return f"`{text[:20]}`" if answer != UNPARSED else UNPARSED
@@ -182,7 +193,7 @@ def experiment_block(results: ExperimentResults) -> str:
                     n_text(cell),
                     _majority(row),
                     f"{statistics.fmean(cell.tokens):.1f}",
-                    distribution_text(cell.answers),
+                    distribution_text(cell.answers) + top_per_seed(cell),
                     _train(row) if system == "distilled" else "",
                 ]
             )

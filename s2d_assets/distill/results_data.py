@@ -46,6 +46,7 @@ class Cell:
     tokens: list[float] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     by_item: dict[tuple[int, str], bool] = field(default_factory=dict)
+    seed_answers: dict[int, Counter[str]] = field(default_factory=dict)
 
     @property
     def seeds(self) -> int:
@@ -156,6 +157,7 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
             )
     tasks = {(name, t): build_task(spec_of[name].tasks[t]) for name in present for t in experiment.tasks}
     system1: dict[tuple[str, str], list[tuple[str, str | None, int]]] = {}
+
     def score(name: str, task: str, method: str, system: str, input_id: str, answer: Any, tokens: Any) -> None:
         key = (name, task)
         _score(rows[(task, method)], system, seed_of[name], tasks[key], refs[key], input_id, answer, tokens)
@@ -200,6 +202,7 @@ def _score(
     cell.by_item[(seed, input_id)] = correct
     cell.tokens.append(float(tokens or 0))
     cell.answers[UNPARSED if answer is None else str(answer)] += 1
+    cell.seed_answers.setdefault(seed, Counter())[UNPARSED if answer is None else str(answer)] += 1
 
 
 def majority_rate(task: Any, references: Sequence[str]) -> float | None:

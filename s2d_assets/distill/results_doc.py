@@ -59,15 +59,15 @@ def header_block(warehouse: Path, sources: Sequence[ExperimentResults], written:
         f"- Versions (`requirements/cpu.lock`): {locked_versions()}; Python {platform.python_version()}.",
         "- Experiments: "
         + "; ".join(
-            f"`{display_path(r.source.path)}` (seeds {', '.join(str(seed) for seed in r.seeds_found)})"
-            for r in sources
+            f"`{display_path(r.source.path)}` (seeds {', '.join(str(seed) for seed in r.seeds_found)})" for r in sources
         )
         + ".",
         "- Accuracy is the mean ± sample standard deviation over the seeds (each seed draws its own train/eval "
         "split, samples and training order); n is eval items per seed × seeds. The majority-class rate is "
         "what always giving the eval split's most common reference scores; a system near it with one dominant "
         "answer has learnt the label prior, not the task. Differences are paired over the same items, with "
-        "their standard error (se); **(> 2 se)** marks a difference beyond two standard errors.",
+        "their standard error (se: the larger of the one over the items and the one over the seeds); "
+        "**(> 2 se)** marks a difference beyond two standard errors.",
     ]
     return "\n".join(lines)
 
