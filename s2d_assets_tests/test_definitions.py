@@ -68,7 +68,7 @@ def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> No
     assert parents["analytics/token_cost"] == evaluations
     for path, deps in EXPECTED_DEPS.items():
         assert {"/".join(k.path[1:]) for k in asset_graph.get(key(path)).parent_keys} == deps, path
-    assert asset_graph.get(key("coin_flip/rar_2step/curated_pool")).group_name == "coin_flip"
+    assert asset_graph.get(key("coin_flip/rar_1step/curated_pool")).group_name == "coin_flip"
 
 
 def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:

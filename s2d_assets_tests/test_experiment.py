@@ -10,9 +10,10 @@ from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 def test_shipped_default_loads() -> None:
     experiment = load_experiment(DEFAULT_EXPERIMENT)
-    assert set(experiment.tasks) == {"last_letter", "coin_flip"}
-    assert {m.kind for m in experiment.methods.values()} == {"rar_1step", "rar_2step"}
+    assert set(experiment.tasks) == {"coin_flip"}
+    assert {m.kind for m in experiment.methods.values()} == {"rar_1step"}
     assert experiment.n_samples == 8
+    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs three
 
 
 @pytest.mark.parametrize(
