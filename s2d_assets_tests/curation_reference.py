@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from s2d_assets.distill.curate import Decision
 
 KEPT = "kept"
 NO_ANSWER = "no_parsed_answer"
@@ -20,16 +21,6 @@ POSITION_INCONSISTENT = "position_inconsistent"  # an outcome that is voted on b
 def _n(answers: Sequence[str | None], unparsed: str) -> int:
     """N of a vote share: every sample (``count``) or the samples that vote (``ignore``)."""
     return len(answers) if unparsed == "count" else sum(a is not None for a in answers)
-
-
-@dataclass(frozen=True)
-class Decision:
-    answer: str | None
-    votes: dict[str, int]
-    n_samples: int
-    agreement: float
-    kept: bool
-    reason: str
 
 
 def majority_vote(answers: Sequence[str | None], min_agreement: float, unparsed: str = "ignore") -> Decision:
@@ -130,19 +121,3 @@ def curate_input(
             grouped.setdefault(variant, []).append(mapped)
         return perturbation_vote(grouped, min_agreement, combined=filter_kind == "combined", unparsed=unparsed)
     raise ValueError(f"unknown curation filter {filter_kind!r}")
-
-
-# -- universal self-consistency -----------------------------------------------------------------
-USC_NO_SELECTION = "usc_no_selection"
-
-
-def usc_decision(selection: int | None, answers: Sequence[str | None]) -> Decision:
-    """Keep the sample the model selected as most consistent (its parsed answer)."""
-    n_samples = len(answers)
-    votes = dict(Counter(a for a in answers if a is not None))
-    if selection is None:
-        return Decision(None, votes, n_samples, 0.0, False, USC_NO_SELECTION)
-    answer = answers[selection]
-    if answer is None:
-        return Decision(None, votes, n_samples, 0.0, False, NO_ANSWER)
-    return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)
