@@ -194,9 +194,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from s2d_assets.defs.runs import open_instance
+
     _use_experiment(args.experiment)
-    home = ensure_dagster_home()
+    paths = state_paths()
+    home = ensure_dagster_home(paths)
     os.environ["DAGSTER_HOME"] = str(home)
+    with open_instance(paths):  # its tables exist before the webserver and the daemon both open it
+        pass
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
     os.chdir(PROJECT_ROOT)

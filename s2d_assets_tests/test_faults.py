@@ -230,3 +230,38 @@ def test_two_runs_and_two_readers_at_once_without_lock_errors(tiny_model_dir: Pa
         assert "failures=0" in out and "ok=0" not in out, (out, err[-2000:])
         assert not any(marker in err for marker in LOCK_ERRORS), err[-3000:]
     assert {name for (name,) in rows(state, "SELECT DISTINCT experiment FROM evaluations")} == {"first", "second"}
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from s2d_assets.core.paths import StatePaths, ensure_dagster_home
+from s2d_assets.defs.runs import open_instance
+paths = StatePaths(Path(sys.argv[1]))
+ensure_dagster_home(paths)
+while time.time() < float(sys.argv[2]):  # every process loads the instance at the same moment
+    time.sleep(0.001)
+with open_instance(paths) as instance:
+    print(len(instance.get_runs()))
+"""
+
+
+def test_processes_opening_a_fresh_instance_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two ``s2d run`` on a fresh state folder both create Dagster's SQLite tables; neither may fail."""
+    state = tmp_path / "state"
+    env = {**os.environ, "DAGSTER_HOME": str(state / "dagster_home")}
+    start = time.time() + 8  # after every interpreter has imported Dagster
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(state), str(start)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for opener in openers:
+        out, err = opener.communicate(timeout=120)
+        assert opener.returncode == 0, err[-2000:]
+        assert out.strip() == "0"

@@ -17,17 +17,15 @@ about 80 ms for a 260 MB warehouse (DuckDB's own ``COPY FROM DATABASE`` took 7 s
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2d_assets.core.errors import StateError
+from s2d_assets.core.locks import acquire, release
 
 SNAPSHOT_SUFFIX = ".read.duckdb"
 
@@ -61,7 +59,7 @@ def writer_lock(warehouse: Path, timeout: float) -> Iterator[None]:
         if holder is not None:
             holder.count += 1
     if holder is None:
-        holder = _Holder(_acquire(lock_path(warehouse), timeout))
+        holder = _Holder(acquire(lock_path(warehouse), timeout, "the warehouse"))
         with _guard:
             _held[key] = holder
     try:
@@ -77,8 +75,7 @@ def writer_lock(warehouse: Path, timeout: float) -> Iterator[None]:
                 if holder.dirty:
                     publish(warehouse)
             finally:
-                fcntl.flock(holder.fd, fcntl.LOCK_UN)
-                os.close(holder.fd)
+                release(holder.fd)
 
 
 def mark_written(warehouse: Path) -> None:
@@ -87,26 +84,6 @@ def mark_written(warehouse: Path) -> None:
         holder = _held.get(warehouse.resolve())
         if holder is not None:
             holder.dirty = True
-
-
-def _acquire(path: Path, timeout: float) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise StateError(
-                    f"{path}: another s2d process has held the warehouse for over {timeout:.0f}s; "
-                    "wait for it to finish (or end it) and retry"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
 
 
 def is_stale(warehouse: Path) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, JobDefinition, RunsFilter
 
 from s2d_assets.core.errors import StateError, UserError, one_line, user_error_names
+from s2d_assets.core.locks import exclusive
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.process import pid_alive
 
@@ -139,10 +140,18 @@ def report_failure(result: Any, headline: str) -> None:
 
 @contextmanager
 def open_instance(paths: StatePaths) -> Iterator[DagsterInstance]:
-    """The persistent Dagster instance; one that cannot load is a ``StateError`` naming its files."""
+    """The persistent Dagster instance; one that cannot load is a ``StateError`` naming its files.
+
+    Loading an instance for the first time creates its SQLite tables, and two processes doing
+    that at once collide ("table runs already exists"). Loading is therefore done by one s2d
+    process at a time, under a lock in the state folder; the runs themselves go on side by side.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or paths.dagster_home)
     try:
-        instance = DagsterInstance.get()
+        with exclusive(paths.root / ".dagster-instance.lock", timeout=120, held_for="the Dagster instance"):
+            instance = DagsterInstance.get()
+    except StateError:
+        raise
     except Exception as error:
         raise StateError(
             f"{home / 'dagster.yaml'}: Dagster cannot load its instance from {home} ({one_line(str(error))[:200]}); "
