@@ -5,7 +5,7 @@ Both run in one process on the same synthetic ``generations`` rows in a DuckDB f
 alternate in rounds so that machine load hits both alike:
 
 - *bare*: the plainest majority vote a user would write (per input, the most frequent parsed
-  answer and its count), nothing else;
+  answer and its count), nothing else, fetched as a polars frame as the stage's decisions are;
 - *stage*: ``s2d_assets.distill.votes.decide_in`` over the stage's own ``ORIGINAL_SAMPLES_SQL`` (self-consistency
   reads no answer maps): the
   decision, reason, votes and agreement of every input, exactly what the stage writes.
@@ -76,7 +76,7 @@ def main() -> None:
         bare, stage = [], []
         with duckdb.connect(str(path), read_only=True) as con:
             for _ in range(args.rounds):
-                seconds, n_bare = timed(lambda: len(con.sql(BARE, params=PARAMS).fetchall()))
+                seconds, n_bare = timed(lambda: con.sql(BARE, params=PARAMS).pl().height)
                 bare.append(seconds)
                 seconds, n_stage = timed(
                     lambda: decide_in(con, ORIGINAL_SAMPLES_SQL, PARAMS, "self_consistency").height

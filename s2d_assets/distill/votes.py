@@ -81,24 +81,22 @@ def _decision_sql(filter_kind: str) -> str:
     select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
     if filter_kind == "self_consistency":
         # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
-        # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
-        # The top count's answer, with ties broken by the answer's 64-bit hash both ways: the two picks
-        # differ exactly when the top is tied (equal hashes of different answers aside). The votes
-        # object lists its answers in no particular order (sorting them doubled the stage's cost).
+        # The top two counts (``max(c, 2)``) tell a tie exactly; ``arg_max`` and ``string_agg`` pass over
+        # the unparsed (NULL) answer by themselves. The votes object lists its answers in no
+        # particular order (sorting them doubled the stage's cost).
         return f"""WITH counts AS (
-            SELECT input_id, answer, count(*) AS c, c::HUGEINT * 18446744073709551616 AS base, hash(answer) AS h
-            FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
+            SELECT input_id, answer, count(*) AS c FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
         ),
         per_input AS (
             SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
-                   coalesce(max(c) FILTER (WHERE answer IS NOT NULL), 0) AS top,
-                   -- arg_max and string_agg pass over the unparsed (NULL) answer by themselves
-                   arg_max(answer, base + h) AS winner_candidate,
-                   arg_max(answer, base - h) AS last_of_top,
+                   max(c, 2) FILTER (WHERE answer IS NOT NULL) AS top_two,
+                   arg_max(answer, c) AS winner_candidate,
                    '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', '), '') || '}}' AS votes
             FROM counts GROUP BY input_id
         ),
-        decided AS (SELECT *, winner_candidate IS DISTINCT FROM last_of_top AS tied FROM per_input)
+        decided AS (
+            SELECT *, coalesce(top_two[1], 0) AS top, coalesce(top_two[2] = top_two[1], false) AS tied FROM per_input
+        )
         SELECT input_id,
                CASE WHEN top = 0 OR tied OR winner_candidate = {_DISCARD} THEN NULL ELSE winner_candidate END
                    AS answer,
