@@ -46,11 +46,11 @@ class Coconut:
                 inputs_embeds=chunk,
                 attention_mask=mask[:, :end],
                 position_ids=positions[:, start:end],
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
                 output_hidden_states=True,
             )
-            cache = out.past_key_values
+            cache = out.cache
             logits.append(out.logits)
             thought = out.hidden_states[-1][:, -1:]  # the continuous thought for column `end`
             carry = torch.where((n_latent > j)[:, None, None], thought, embeds[:, end : end + 1])
@@ -60,11 +60,11 @@ class Coconut:
             inputs_embeds=rest,
             attention_mask=mask,
             position_ids=positions[:, start:],
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         logits.append(out.logits)
-        return torch.cat(logits, 1), out.past_key_values
+        return torch.cat(logits, 1), out.cache
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         logits, _ = self.forward(batch)
@@ -94,10 +94,10 @@ class Coconut:
                 input_ids=token[:, None],
                 attention_mask=mask,
                 position_ids=position,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             )
-            cache = out.past_key_values
+            cache = out.cache
             token = out.logits[:, -1].argmax(-1)
         return outputs
 

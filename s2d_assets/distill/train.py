@@ -183,7 +183,7 @@ def train_sft(
         fp16=False,
         # TRL turns activation checkpointing on by default: it saves memory a 135M model does not need
         # and recomputes every forward pass (about 5 s a step even on a tiny model on 2 cores).
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # (transformers 5 name; gradient_checkpointing is its deprecated alias)
         dataloader_num_workers=0,
         disable_tqdm=False,
     )

@@ -206,7 +206,7 @@ class TransformersEngine:
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
             position_ids=positions.to(device),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1, :]
@@ -240,7 +240,7 @@ class TransformersEngine:
                 input_ids=chosen[:, None].to(device),
                 attention_mask=mask[:, : width + step + 1].to(device),
                 position_ids=next_position[:, None].to(device),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             ).logits[:, -1, :]
             next_position = next_position + 1
