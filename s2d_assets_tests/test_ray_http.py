@@ -1,6 +1,6 @@
 """engine.kind openai_compat with executor: ray runs ray.data.llm's HTTP processor against the server.
 
-Needs ray.data.llm, which imports aiohttp (Ray's llm extra, not the ray extra): skipped without it.
+Needs ray.data.llm, which imports aiohttp (in the ray extra and its lock): skipped without the ray extra.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ pytest.importorskip("ray", reason=NO_RAY)
 try:
     import ray.data.llm  # noqa: F401
 except ImportError:
-    pytest.skip("ray.data.llm is not importable (it needs aiohttp: Ray's llm extra)", allow_module_level=True)
+    pytest.skip("ray.data.llm is not importable (it needs aiohttp, in the ray extra)", allow_module_level=True)
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
