@@ -122,6 +122,7 @@ def run_one(model_dir: Path, mode: str, precision: str, warmup: int, steps: int,
         packing=False,
         bf16=precision == "bf16",
         fp16=False,
+        activation_checkpointing=False,  # as distill/train.py sets it (TRL's default turns it on)
         use_cpu=True,
         save_strategy="no",
         logging_strategy="no",
