@@ -22,10 +22,12 @@ def test_the_shipped_file_validates() -> None:
     assert experiment.methods["s2a"].kind == "s2a"
     assert experiment.tasks["sycophancy"].perturbations == ("option_swap",)  # type: ignore[union-attr]
     assert experiment.curation_for("s2a").filter == "perturbation"
+    assert experiment.seeds == (0, 1, 2)
 
 
 def test_its_graph_materialises_end_to_end_with_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(SHIPPED.read_text())
+    data.pop("seeds")  # one replicate: the graph is the same for every seed
     data["model"] = {"source": "path", "path": str(tiny_model_dir)}
     data["engine"] = {"kind": "transformers", "batch_size": 16, "dtype": "float32"}
     data["n_samples"] = 2
