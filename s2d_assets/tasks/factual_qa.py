@@ -16,7 +16,8 @@ Sources (no TriviaQA-style QA set is packaged on the registries; what was found 
   expanded_150; ``probes/data/bench/clinical.json`` and ``social.json``), 278 distinct pairs of a true
   and a false statement. Each pair gives one question, "Is the following statement true or
   false?", about its true or its false statement (balanced), answered ``true`` / ``false``; the
-  incorrect answer of the opinion template is the other one.
+  incorrect answer of the opinion template is the other one. Four pairs share a statement with
+  another and are left out, so no question is asked twice (274 questions).
 - ``fixture``: 40 hand-written short-answer questions in ``tasks/data/factual_qa.jsonl``,
   scored TriviaQA-style (the normalised reference appears in the normalised answer).
 - ``file``: a user QA file (``question``, ``answer``, ``incorrect_answer``).
