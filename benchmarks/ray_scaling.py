@@ -32,15 +32,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine_throughput import questions  # this folder is on sys.path when a benchmark runs
+
 from s2d_assets.config.engine import TransformersEngineSpec
-from s2d_assets.config.tasks import CoinFlipSpec, LastLetterSpec
 from s2d_assets.core.base_models import provision_embedded
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.engines.cache import miss_order
 from s2d_assets.engines.hf import TransformersEngine
 from s2d_assets.engines.ray_executor import RayExecutor
-from s2d_assets.methods import method_definition
-from s2d_assets.tasks import build_task
 
 
 @dataclass
@@ -60,14 +59,7 @@ class Run:
 
 
 def requests(prompts: int, samples: int, max_new_tokens: int) -> list[tuple[str, GenerationRequest]]:
-    half = (prompts + 1) // 2
-    tasks = [
-        build_task(LastLetterSpec(kind="last_letter", n_words=2, train_size=half, eval_size=1, seed=7)),
-        build_task(CoinFlipSpec(kind="coin_flip", n_people=2, train_size=half, eval_size=1, seed=7)),
-    ]
-    step = method_definition("rar_1step").steps[0]
-    per_task = [[step.render(i.prompt, {}) for i in t.build_inputs() if i.split == "train"] for t in tasks]
-    texts = [q for pair in zip(*per_task, strict=False) for q in pair][:prompts]
+    texts = questions(prompts)  # the same prompts as the engine throughput benchmark
     params = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=max_new_tokens)
     made = [
         GenerationRequest.user(text, params, sample_idx=s, seed=derive_seed(0, s, text))
