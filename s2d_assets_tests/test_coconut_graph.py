@@ -79,7 +79,7 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
 
 
 def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
-    data = coconut_data()
+    data = {**coconut_data(), "seeds": [0, 1]}  # two replicates: each its own graphs, training and rows
     path = write_experiment(tmp_path / "coconut.yaml", data)
     paths = StatePaths(tmp_path / "state")
     defs = build_definitions(parse_experiment(data, path), path, paths)
@@ -100,13 +100,22 @@ def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
         )
         assert result.success
     warehouse = Warehouse(paths.warehouse)
-    rows = warehouse.query("SELECT system, n, accuracy, mean_tokens FROM evaluations WHERE method = 'coconut'")
-    assert set(rows["system"]) == {"no_cot", "cot", "pause", "coconut"}
-    assert set(rows["n"]) == {6}
-    tokens = dict(zip(rows["system"], rows["mean_tokens"], strict=True))
+    rows = warehouse.query(
+        "SELECT experiment, system, n, accuracy, mean_tokens FROM evaluations WHERE method = 'coconut'"
+    )
+    assert sorted(set(rows["experiment"])) == ["coconut_tiny", "coconut_tiny.seed1"]
+    first = rows.filter(rows["experiment"] == "coconut_tiny")
+    assert set(first["system"]) == {"no_cot", "cot", "pause", "coconut"}
+    assert set(rows["n"]) == {6} and rows.height == 8
+    tokens = dict(zip(first["system"], first["mean_tokens"], strict=True))
     assert tokens["coconut"] >= 2 and tokens["pause"] >= 2  # the two thoughts count as spent tokens
     generations = warehouse.query("SELECT count(*) AS n FROM generations WHERE method = 'coconut'")
-    assert generations["n"][0] == 4 * 6
-    root = paths.checkpoints / "coconut_tiny" / "prosqa" / "coconut"
-    card = (root / "stage_2" / "current" / "README.md").read_text()
-    assert "Coconut stage_2" in card and "stage_1" in card  # lineage: trained from the previous stage
+    assert generations["n"][0] == 2 * 4 * 6
+    questions = warehouse.query(
+        "SELECT experiment, list(prompt ORDER BY prompt) AS prompts FROM inputs WHERE task = 'prosqa' GROUP BY 1"
+    )
+    assert questions.height == 2 and questions["prompts"][0].to_list() != questions["prompts"][1].to_list()  # each seed its own graphs
+    for name in ("coconut_tiny", "coconut_tiny.seed1"):
+        root = paths.checkpoints / name / "prosqa" / "coconut"
+        card = (root / "stage_2" / "current" / "README.md").read_text()
+        assert "Coconut stage_2" in card and "stage_1" in card  # lineage: trained from the previous stage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import polars as pl
@@ -129,3 +130,86 @@ def test_report_has_mean_sd_and_n_over_three_seeds(tmp_path: Path) -> None:
     again = results_doc.write_report(warehouse, [experiment_file], output)
     assert "A note written by hand." in again
     assert again.count(results_doc.BEGIN.format("header")) == 1
+
+
+COCONUT = {
+    "name": "coconut_fixture",
+    "seeds": [0, 1, 2],
+    "tasks": {},
+    "methods": {},
+    "coconut": {"task": {"kind": "prosqa", "train_size": 2, "eval_size": 10, "n_nodes": 6, "min_hops": 1}},
+}
+
+
+def coconut_warehouse(path: Path, experiment_file: Path) -> dict[str, list[float]]:
+    """Three seeds of Coconut rows: Coconut right on `seed + 7` of 10 items, No-CoT always names the
+    other option, CoT a concept that is not an option, pause tokens always the first option offered."""
+    from s2d_assets.coconut.stages import CoconutPipeline, final_answer
+    from s2d_assets.core.paths import StatePaths
+
+    experiment = parse_experiment(COCONUT, experiment_file)
+    accuracy: dict[str, list[float]] = {}
+    for replicate in experiment.replicates():
+        coconut = CoconutPipeline(replicate, StatePaths(path.parent))
+        coconut.write_data()
+        records = Warehouse(path).query(
+            "SELECT input_id, reference, meta FROM inputs WHERE experiment = ? AND split = 'eval' ORDER BY input_id",
+            [replicate.name],
+        )
+        rows, generations = [], []
+        for system in ("no_cot", "cot", "pause", "coconut"):
+            answers = []
+            for k, (input_id, reference, meta) in enumerate(records.iter_rows()):
+                parsed = json.loads(meta)
+                other = next(o for o in parsed["options"] if o != reference.rstrip(".").split()[-1])
+                answer = {
+                    "no_cot": f"{parsed['entity']} is a {other}.",
+                    "cot": f"{parsed['entity']} is a nothing.",
+                    "pause": f"{parsed['entity']} is a {parsed['options'][0]}.",
+                    "coconut": reference if k < replicate.seed + 7 else f"{parsed['entity']} is a {other}.",
+                }[system]
+                answers.append(final_answer(answer) == final_answer(reference))
+                generations.append(
+                    {"task": "prosqa", "method": "coconut", "system": system, "split": "eval", "input_id": input_id,
+                     "variant_id": 0, "sample_idx": 0, "steps": "[]", "output": answer,
+                     "answer": final_answer(answer), "prompt_tokens": 5, "completion_tokens": 4, "seconds": 0.0,
+                     "cache_key": None}
+                )  # fmt: skip
+            accuracy.setdefault(system, []).append(100 * sum(answers) / len(answers))
+            rows.append(
+                {"task": "prosqa", "method": "coconut", "system": system, "split": "eval", "n": len(answers),
+                 "accuracy": sum(answers) / len(answers), "mean_tokens": 4.0, "seconds_per_item": 0.0,
+                 "checkpoint": "", "train_examples": 2}
+            )  # fmt: skip
+        where = {"task": "prosqa", "method": "coconut"}
+        Warehouse(path, experiment=replicate.name).replace_tables(
+            [
+                (
+                    "evaluations",
+                    where,
+                    pl.DataFrame(rows, schema_overrides={"n": pl.Int32, "train_examples": pl.Int32}),
+                ),
+                ("generations", where, pl.DataFrame(generations, schema_overrides={"cache_key": pl.String})),
+            ]
+        )
+    return accuracy
+
+
+def test_report_has_coconut_over_three_seeds_beside_the_papers_table(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path / "coconut.yaml", COCONUT)
+    warehouse = tmp_path / "state" / "warehouse.duckdb"
+    accuracy = coconut_warehouse(warehouse, path)
+    assert accuracy["coconut"] == [70.0, 80.0, 90.0]
+    text = results_doc.render(results_doc.build_blocks(warehouse, [path]))
+    assert "## Coconut" in text and f"`{path}` (seeds 0, 1, 2)" in text  # the header lists it with its seeds
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    assert rows["Coconut"][1] == "80.0 ± 10.0%" and rows["Coconut"][2] == "10 × 3"
+    assert rows["Coconut"][-2:] == ["97.0 ± 0.3%", "14.2 |"]  # the paper's Table 1, ProsQA
+    assert rows["No-CoT"][1] == "0.0 ± 0.0%" and rows["No-CoT"][5] == "0% / 100% / 0%"
+    assert rows["CoT"][5] == "0% / 0% / 100%"
+    # Pause tokens always name the first option offered: exactly the constant-answer baseline's
+    # first half; the baseline is the better of always-first and always-second.
+    pause = statistics.fmean(accuracy["pause"])
+    constant = statistics.fmean(max(a, 100 - a) for a in accuracy["pause"])
+    assert rows["Pause tokens"][1].startswith(f"{pause:.1f}")
+    assert rows["Coconut"][3] == f"{constant:.1f}%"

@@ -84,6 +84,15 @@ class CoconutSpec(Strict):
     def n_thoughts(self) -> int:
         return self.max_stage * self.thoughts_per_step
 
+    def shifted(self, offset: int) -> CoconutSpec:
+        """This section for a replicate ``offset`` seeds away: its own graphs and training order."""
+        return self.model_copy(
+            update={
+                "task": self.task.model_copy(update={"seed": self.task.seed + offset}),
+                "training": self.training.model_copy(update={"seed": self.training.seed + offset}),
+            }
+        )
+
     @property
     def baseline_epochs(self) -> float:
         return self.training.baseline_epochs or self.training.epochs_per_stage * (self.max_stage + 1)

@@ -315,7 +315,8 @@ class Experiment(Strict):
     def replicate(self, seed: int) -> Experiment:
         """The experiment as run with ``seed``: sampling seed ``seed``, every task seed and the training
         seed shifted by ``seed - self.seed`` (so the replicate of ``self.seed`` is the experiment itself),
-        named ``replicate_name(...)``. A replicate has one seed and no Coconut section."""
+        named ``replicate_name(...)``. A replicate has one seed; its Coconut section, if any, draws its
+        graphs and trains with the same offset."""
         if seed == self.seed and self.seeds in (None, (seed,)):
             return self
         offset = seed - self.seed
@@ -327,7 +328,7 @@ class Experiment(Strict):
                 "seeds": None,
                 "tasks": tasks,
                 "training": self.training.model_copy(update={"seed": self.training.seed + offset}),
-                "coconut": None,
+                "coconut": None if self.coconut is None else self.coconut.shifted(offset),
             }
         )
 
