@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS generations (
     steps JSON, output VARCHAR, answer VARCHAR,
     prompt_tokens INTEGER, completion_tokens INTEGER, seconds DOUBLE, cache_key VARCHAR
 );
+-- Each (input, variant)'s answers counted (one row per distinct answer, NULL = unparsed; ``first_sample``
+-- the lowest sample_idx that gave it): written with the generations it counts, in the same transaction
+-- (``Warehouse.replace_tables``), so curation reads counts instead of every sample again.
+CREATE TABLE IF NOT EXISTS answer_counts (
+    experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
+    split VARCHAR NOT NULL, input_id VARCHAR NOT NULL, variant_id INTEGER NOT NULL, answer VARCHAR,
+    c INTEGER NOT NULL, first_sample INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS curated_pool (
     experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, input_id VARCHAR NOT NULL,
     answer VARCHAR, votes JSON, n_samples INTEGER, agreement DOUBLE,
@@ -87,11 +95,28 @@ EXPERIMENT_TABLES = (
     "inputs",
     "perturbed_inputs",
     "generations",
+    "answer_counts",
     "curated_pool",
     "distillation_set",
     "evaluations",
     "evaluation_groups",
 )
+# How ``answer_counts`` counts samples: the one definition, for the warehouse and for ``distill/votes.decide``.
+COUNT_KEYS = "input_id, variant_id, answer"
+COUNT_AGGREGATES = "count(*)::INTEGER AS c, min(sample_idx)::INTEGER AS first_sample"
+_GENERATION_KEYS = "experiment, task, method, system, split"
+
+
+def recount_answers(con: duckdb.DuckDBPyConnection, clause: str, params: Sequence[object]) -> None:
+    """Replace the answer counts of the generations ``clause`` selects (inside the caller's transaction)."""
+    con.execute(f"DELETE FROM answer_counts WHERE {clause}", list(params))
+    con.execute(
+        f"INSERT INTO answer_counts SELECT {_GENERATION_KEYS}, {COUNT_KEYS}, {COUNT_AGGREGATES} FROM generations "
+        f"WHERE {clause} GROUP BY {_GENERATION_KEYS}, {COUNT_KEYS}",
+        list(params),
+    )
+
+
 # A warehouse written before tables carried the experiment: its rows are moved under this name.
 LEGACY_EXPERIMENT = "default"
 
@@ -169,7 +194,7 @@ class Warehouse:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 if not read_only:
                     _migrate_legacy(con)
-                    con.execute(SCHEMA)
+                    _migrate_counts(con)
                 return con
             except duckdb.IOException as error:
                 if _is_corrupt(error):
@@ -218,6 +243,8 @@ class Warehouse:
                     columns = ", ".join(frame.columns)
                     con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")
                     con.unregister("incoming")
+                if table == "generations":
+                    recount_answers(con, clause, list(where.values()))
             fault_point("warehouse:in_transaction")  # test hook: old rows deleted, new ones not committed
 
     def count(self, table: str, where: dict[str, object] | None = None) -> int:
@@ -256,6 +283,24 @@ def _migrate_legacy(con: duckdb.DuckDBPyConnection) -> None:
                 f"INSERT INTO {table} BY NAME SELECT '{LEGACY_EXPERIMENT}' AS experiment, * FROM {table}_legacy"
             )
             con.execute(f"DROP TABLE {table}_legacy")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _migrate_counts(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema; a warehouse from before ``answer_counts`` gets its counts in the same transaction."""
+    had_counts = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'answer_counts'"
+    ).fetchone()[0]
+    if had_counts:
+        con.execute(SCHEMA)
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(SCHEMA)
+        recount_answers(con, "TRUE", [])
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -36,11 +36,11 @@ from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.votes import (
+    COUNTS_SQL,
     KEPT,
     NO_ANSWER,
-    ORIGINAL_SAMPLES_SQL,
+    ORIGINAL_COUNTS_SQL,
     POOL_COLUMNS,
-    SAMPLES_SQL,
     USC_NO_SELECTION,
     decide_in,
     sample_counts,
@@ -143,7 +143,7 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     with ctx.warehouse.connect() as con:
         counts = sample_counts(con, params)
         if spec.filter != "usc":
-            source = SAMPLES_SQL if spec.filter in ("perturbation", "combined") else ORIGINAL_SAMPLES_SQL
+            source = COUNTS_SQL if spec.filter in ("perturbation", "combined") else ORIGINAL_COUNTS_SQL
             decisions = decide_in(con, source, params, spec.filter, spec.min_agreement, spec.unparsed)
     if spec.filter == "usc":
         decisions = _usc_decisions(ctx, task_name, method_name)

@@ -1,8 +1,11 @@
 """The curation filters as set-based DuckDB queries: every input's decision in one query.
 
-``decide_in`` runs over the samples a SELECT names, inside the connection that holds them (the
-stage's own warehouse connection), so nothing is copied out; ``decide`` does the same over a polars
-frame. See ``distill/curate.py`` for what each filter means.
+The queries read answer counts, not samples: ``answer_counts`` holds each (input, variant)'s
+distinct answers and how many samples gave each, written with the generations
+(``core/warehouse.py``), so a filter change recounts nothing. ``decide_in`` runs over the counts
+a SELECT names, inside the connection that holds them (the stage's own warehouse connection), so
+nothing is copied out; ``decide`` counts a polars frame of samples the same way first. See
+``distill/curate.py`` for what each filter means.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from s2d_assets.core.warehouse import COUNT_AGGREGATES, COUNT_KEYS
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 
 KEPT = "kept"
@@ -27,22 +31,22 @@ UNPARSED_MODES = ("ignore", "count")
 POOL_COLUMNS = ("input_id", "answer", "votes", "n_samples", "agreement", "kept", "reason")
 
 # -- the set-based decision query ---------------------------------------------------------------
-# ``samples(input_id, variant_id, sample_idx, answer, answer_map)``: one row per sample. ``mapped``
-# is the answer mapped back to the original input (NULL when unparsed or unmappable).
+# ``counts(input_id, variant_id, answer, c, first_sample, answer_map)``: one row per distinct answer of
+# an (input, variant), ``c`` samples gave it. ``mapped`` is the answer mapped back to the original
+# input (NULL when unparsed or unmappable).
 _MAPPED = """
 mapped AS (
-    SELECT input_id, variant_id, sample_idx, answer,
+    SELECT input_id, variant_id, answer, c, first_sample,
            CASE WHEN answer IS NULL THEN NULL
                 WHEN answer_map IS NULL OR answer_map = '{}' THEN answer
                 ELSE json_extract_string(answer_map, '$."' || replace(replace(answer, '\\', '\\\\'), '"', '\\"') || '"')
            END AS mapped
-    FROM samples
+    FROM counts
 ),
 -- each (input, variant)'s vote counts, ranked
 variant_votes AS (
-    SELECT input_id, variant_id, mapped, count(*) AS c,
-           row_number() OVER (PARTITION BY input_id, variant_id ORDER BY count(*) DESC, mapped) AS rk,
-           count(*) OVER (PARTITION BY input_id, variant_id) AS distinct_answers
+    SELECT input_id, variant_id, mapped, sum(c) AS c,
+           row_number() OVER (PARTITION BY input_id, variant_id ORDER BY sum(c) DESC, mapped) AS rk
     FROM mapped WHERE mapped IS NOT NULL GROUP BY input_id, variant_id, mapped
 ),
 variant_n AS (SELECT input_id, variant_id, $n_of(mapped) AS n FROM mapped GROUP BY input_id, variant_id),
@@ -63,11 +67,11 @@ votes AS (
     SELECT input_id,
            '{{' || string_agg(to_json(v) || ': ' || c, ', ' ORDER BY v) || '}}' AS votes_json,
            list(struct_pack(v := v, c := c)) AS vote_list
-    FROM (SELECT input_id, {answer} AS v, count(*) AS c FROM mapped
+    FROM (SELECT input_id, {answer} AS v, sum(c)::BIGINT AS c FROM mapped
           WHERE {answer} IS NOT NULL {where} GROUP BY input_id, v)
     GROUP BY input_id
 ),
-totals AS (SELECT input_id, count(*) AS n_all, $n_of({answer}) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
+totals AS (SELECT input_id, sum(c) AS n_all, $n_of({answer}) AS n FROM mapped WHERE TRUE {where} GROUP BY input_id)
 """
 _DISCARD = f"'{POSITION_INCONSISTENT}'"
 
@@ -80,19 +84,16 @@ def _decision_sql(filter_kind: str) -> str:
     head = f"WITH {_MAPPED}, {votes}"
     select_votes = "coalesce(vo.votes_json, '{}') AS votes, t.n_all::INTEGER AS n_samples"
     if filter_kind == "self_consistency":
-        # The common case, kept lean: one pass to (input, answer) counts, one to per-input decisions.
+        # The common case, kept lean: one pass over variant 0's counts to per-input decisions.
         # The top two counts (``max(c, 2)``) tell a tie exactly; ``arg_max`` and ``string_agg`` pass over
         # the unparsed (NULL) answer by themselves. The votes object lists its answers in no
         # particular order (sorting them doubled the stage's cost).
-        return f"""WITH counts AS (
-            SELECT input_id, answer, count(*) AS c FROM samples WHERE variant_id = 0 GROUP BY input_id, answer
-        ),
-        per_input AS (
+        return f"""WITH per_input AS (
             SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
                    max(c, 2) FILTER (WHERE answer IS NOT NULL) AS top_two,
                    arg_max(answer, c) AS winner_candidate,
                    '{{' || coalesce(string_agg(to_json(answer) || ': ' || c, ', '), '') || '}}' AS votes
-            FROM counts GROUP BY input_id
+            FROM counts WHERE variant_id = 0 GROUP BY input_id
         ),
         decided AS (
             SELECT *, coalesce(top_two[1], 0) AS top, coalesce(top_two[2] = top_two[1], false) AS tied FROM per_input
@@ -109,7 +110,7 @@ def _decision_sql(filter_kind: str) -> str:
         FROM decided"""
     if filter_kind == "none":
         return f"""{head},
-        first AS (SELECT input_id, list(answer ORDER BY sample_idx)[1] AS answer FROM mapped WHERE variant_id = 0
+        first AS (SELECT input_id, arg_min_null(answer, first_sample) AS answer FROM mapped WHERE variant_id = 0
                   GROUP BY input_id)
         SELECT t.input_id, CASE WHEN f.answer = {_DISCARD} THEN NULL ELSE f.answer END AS answer, {select_votes},
                CASE WHEN f.answer IS NULL THEN 0.0
@@ -172,17 +173,17 @@ def _decision_sql(filter_kind: str) -> str:
     raise ValueError(f"unknown curation filter {filter_kind!r}")
 
 
-# The stage's samples, read where they lie (``?``: experiment, task, method, split).
-SAMPLES_SQL = (
-    "SELECT g.input_id, g.variant_id, g.sample_idx, g.answer, p.answer_map::VARCHAR AS answer_map "
-    "FROM generations g LEFT JOIN perturbed_inputs p "
-    "ON p.experiment = g.experiment AND p.task = g.task AND p.input_id = g.input_id "
-    "AND p.variant_id = g.variant_id WHERE g.experiment = ? AND g.task = ? AND g.method = ? "
-    "AND g.system = 'system2' AND g.split = ?"
+# The stage's answer counts, read where they lie (``?``: experiment, task, method, split).
+COUNTS_SQL = (
+    "SELECT a.input_id, a.variant_id, a.answer, a.c, a.first_sample, p.answer_map::VARCHAR AS answer_map "
+    "FROM answer_counts a LEFT JOIN perturbed_inputs p "
+    "ON p.experiment = a.experiment AND p.task = a.task AND p.input_id = a.input_id "
+    "AND p.variant_id = a.variant_id WHERE a.experiment = ? AND a.task = ? AND a.method = ? "
+    "AND a.system = 'system2' AND a.split = ?"
 )
 # Filters that read no answer map (self-consistency, none) skip the join.
-ORIGINAL_SAMPLES_SQL = (
-    "SELECT input_id, variant_id, sample_idx, answer, NULL::VARCHAR AS answer_map FROM generations "
+ORIGINAL_COUNTS_SQL = (
+    "SELECT input_id, variant_id, answer, c, first_sample, NULL::VARCHAR AS answer_map FROM answer_counts "
     "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system2' AND split = ?"
 )
 
@@ -195,9 +196,9 @@ def decide_in(
     min_agreement: float = 0.0,
     unparsed: str = "ignore",
 ) -> pl.DataFrame:
-    """Every input's decision from the samples ``source_sql`` selects in ``con`` (one query, no copy).
+    """Every input's decision from the answer counts ``source_sql`` selects in ``con`` (one query, no copy).
 
-    ``source_sql`` selects ``input_id, variant_id, sample_idx, answer, answer_map`` with ``params``.
+    ``source_sql`` selects ``input_id, variant_id, answer, c, first_sample, answer_map`` with ``params``.
     Returns one row per input with ``POOL_COLUMNS``, ordered by ``input_id``. Inputs without a
     variant 0 are an error. ``unparsed``: ``ignore`` = a vote share is over the samples that vote;
     ``count`` = over every sample. ``n_samples`` is every sample either way.
@@ -209,14 +210,15 @@ def decide_in(
         raise ValueError(f"min_agreement must be a finite number, got {min_agreement!r}")
     sql = _decision_sql(filter_kind).replace("$min_agreement", f"CAST({threshold!r} AS DOUBLE)")
     # N: every sample (``count``) or only the samples that vote (``ignore``).
-    sql = re.sub(r"\$n_of\(([^()]*)\)", "count(*)" if unparsed == "count" else r"count(\1)", sql)
+    every, voting = "sum(c)", r"coalesce(sum(c) FILTER (WHERE \1 IS NOT NULL), 0)"
+    sql = re.sub(r"\$n_of\(([^()]*)\)", every if unparsed == "count" else voting, sql)
     sql = sql.replace("$n_col", "n_all" if unparsed == "count" else "n_parsed")
-    sql = sql.replace("WITH ", f"WITH samples AS ({source_sql}),\n", 1)
+    sql = sql.replace("WITH ", f"WITH counts AS ({source_sql}),\n", 1)
     frame = con.sql(sql + " ORDER BY 1", params=list(params)).pl()
     if filter_kind in ("perturbation", "combined"):
         missing = con.sql(
             f"SELECT input_id FROM ({source_sql}) GROUP BY input_id "
-            "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1",
+            "HAVING count(*) FILTER (WHERE variant_id = 0) = 0 LIMIT 1",  # no count row: no sample
             params=list(params),
         ).fetchall()
         if missing:
@@ -235,19 +237,28 @@ def decide_in(
 def decide(
     samples: pl.DataFrame | Any, filter_kind: str, min_agreement: float = 0.0, unparsed: str = "ignore"
 ) -> pl.DataFrame:
-    """``decide_in`` over a polars frame (or anything DuckDB can scan) of samples."""
+    """``decide_in`` over a polars frame (or anything DuckDB can scan) of samples
+    (``input_id, variant_id, sample_idx, answer, answer_map``), counted as the warehouse counts them."""
     con = duckdb.connect()
     try:
         con.register("frame_samples", samples)
-        return decide_in(con, "SELECT * FROM frame_samples", [], filter_kind, min_agreement, unparsed)
+        counted = (
+            f"SELECT {COUNT_KEYS}, {COUNT_AGGREGATES}, any_value(answer_map) AS answer_map FROM frame_samples "
+            f"GROUP BY {COUNT_KEYS}"
+        )
+        return decide_in(con, counted, [], filter_kind, min_agreement, unparsed)
     finally:
         con.close()
 
 
 def sample_counts(con: duckdb.DuckDBPyConnection, params: Sequence[object]) -> dict[str, int]:
     row = con.sql(
-        f"SELECT count(*), count(*) FILTER (WHERE answer IS NULL), "
-        f"count(*) FILTER (WHERE answer = '{POSITION_INCONSISTENT}') FROM ({ORIGINAL_SAMPLES_SQL})",
+        f"SELECT sum(c), coalesce(sum(c) FILTER (WHERE answer IS NULL), 0), "
+        f"coalesce(sum(c) FILTER (WHERE answer = '{POSITION_INCONSISTENT}'), 0) FROM ({ORIGINAL_COUNTS_SQL})",
         params=list(params),
     ).fetchall()[0]
-    return {"samples": row[0], "unparsed_samples": row[1], "position_inconsistent_samples": row[2]}
+    return {
+        "samples": int(row[0] or 0),
+        "unparsed_samples": int(row[1]),
+        "position_inconsistent_samples": int(row[2]),
+    }
