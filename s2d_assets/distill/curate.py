@@ -1,7 +1,8 @@
 """Stage 4, curation: keep only the answers the model agrees with itself on. Never reads a label.
 
-All filters are set-based (one DuckDB query over the stage's generations), so curation costs
-the same as a bare majority vote even at hundreds of thousands of inputs:
+All filters are set-based: one DuckDB query over the answer counts the warehouse keeps with the
+stage's generations (``answer_counts``), so curation costs about what a bare majority vote does
+even at hundreds of thousands of inputs, and a filter change counts nothing again:
 
 - ``self_consistency`` (Wang et al., 2022; the distillation paper's default): plurality vote over
   variant 0's parsed answers; the winner is kept when it is unique (the published rule,
