@@ -114,7 +114,8 @@ def test_coconut_graph_materialises_end_to_end(tmp_path: Path) -> None:
     questions = warehouse.query(
         "SELECT experiment, list(prompt ORDER BY prompt) AS prompts FROM inputs WHERE task = 'prosqa' GROUP BY 1"
     )
-    assert questions.height == 2 and questions["prompts"][0].to_list() != questions["prompts"][1].to_list()  # each seed its own graphs
+    first_seed, second_seed = (prompts.to_list() for prompts in questions["prompts"])
+    assert questions.height == 2 and first_seed != second_seed  # each seed its own graphs
     for name in ("coconut_tiny", "coconut_tiny.seed1"):
         root = paths.checkpoints / name / "prosqa" / "coconut"
         card = (root / "stage_2" / "current" / "README.md").read_text()
