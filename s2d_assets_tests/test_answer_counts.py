@@ -76,6 +76,8 @@ def test_a_warehouse_from_before_the_counts_gets_them_once(tmp_path: Path) -> No
         params = ["e", "t", "m", "train"]
         migrated = decide_in(con, ORIGINAL_COUNTS_SQL, params, "self_consistency")
     assert warehouse.query(STORED).rows() == warehouse.query(RECOUNT).rows()
+    with duckdb.connect(str(warehouse.read_snapshot()), read_only=True) as con:  # readers see the table too
+        assert con.sql("SELECT sum(c) FROM answer_counts").fetchall() == [(5,)]
     from_samples = decide(
         warehouse.query("SELECT input_id, variant_id, sample_idx, answer, NULL AS answer_map FROM generations"),
         "self_consistency",

@@ -194,7 +194,8 @@ class Warehouse:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 if not read_only:
                     _migrate_legacy(con)
-                    _migrate_counts(con)
+                    if _migrate_counts(con):
+                        snapshot.mark_written(self.path)  # readers see the new table once this closes
                 return con
             except duckdb.IOException as error:
                 if _is_corrupt(error):
@@ -289,14 +290,15 @@ def _migrate_legacy(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
 
 
-def _migrate_counts(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schema; a warehouse from before ``answer_counts`` gets its counts in the same transaction."""
+def _migrate_counts(con: duckdb.DuckDBPyConnection) -> bool:
+    """Create the schema; a warehouse from before ``answer_counts`` gets its counts in the same transaction
+    (returns whether the warehouse changed)."""
     had_counts = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'answer_counts'"
     ).fetchone()[0]
     if had_counts:
         con.execute(SCHEMA)
-        return
+        return False
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(SCHEMA)
@@ -305,3 +307,4 @@ def _migrate_counts(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+    return True
