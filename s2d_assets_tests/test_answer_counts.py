@@ -84,3 +84,21 @@ def test_a_warehouse_from_before_the_counts_gets_them_once(tmp_path: Path) -> No
     )
     assert migrated.rows() == from_samples.rows()
     assert migrated.filter(pl.col("input_id") == "a")["answer"].to_list() == ["y"]
+
+
+def test_a_warehouse_from_before_experiments_gets_its_rows_moved_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:  # the first release: no experiment column, no answer_counts
+        con.execute(
+            "CREATE TABLE generations (task VARCHAR, method VARCHAR, system VARCHAR, split VARCHAR, "
+            "input_id VARCHAR, variant_id INTEGER, sample_idx INTEGER, answer VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO generations VALUES ('t', 'm', 'system2', 'train', 'a', 0, 0, 'x'), "
+            "('t', 'm', 'system2', 'train', 'a', 0, 1, 'x'), ('t', 'm', 'system2', 'train', 'a', 0, 2, NULL)"
+        )
+    warehouse = Warehouse(path, experiment="default")
+    assert (
+        warehouse.query(STORED).rows() == warehouse.query(RECOUNT).rows() == [("a", 0, "x", 2, 0), ("a", 0, None, 1, 2)]
+    )
+    assert warehouse.query("SELECT DISTINCT experiment FROM answer_counts").rows() == [("default",)]

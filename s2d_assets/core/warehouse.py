@@ -192,10 +192,8 @@ class Warehouse:
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
-                if not read_only:
-                    _migrate_legacy(con)
-                    if _migrate_counts(con):
-                        snapshot.mark_written(self.path)  # readers see the new table once this closes
+                if not read_only and _migrate(con):
+                    snapshot.mark_written(self.path)  # readers see the migrated file once this closes
                 return con
             except duckdb.IOException as error:
                 if _is_corrupt(error):
@@ -265,15 +263,24 @@ def _is_corrupt(error: Exception) -> bool:
     )
 
 
-def _migrate_legacy(con: duckdb.DuckDBPyConnection) -> None:
-    """Move a warehouse written before rows carried their experiment to the current schema, in one transaction."""
-    columns = con.execute(
-        "SELECT table_name, list(column_name) FROM information_schema.columns "
-        "WHERE table_schema = 'main' GROUP BY table_name"
-    ).fetchall()
-    legacy = [table for table, names in columns if table in EXPERIMENT_TABLES and "experiment" not in names]
-    if not legacy:
-        return
+def _migrate(con: duckdb.DuckDBPyConnection) -> bool:
+    """Bring the file to the current schema, from one listing of its tables; returns whether rows changed.
+
+    A warehouse written before rows carried their experiment has its tables recreated and its rows
+    moved under ``LEGACY_EXPERIMENT``; one from before ``answer_counts`` gets the counts of its
+    generations. Both in one transaction; a current warehouse only runs the (idempotent) schema.
+    """
+    columns = dict(
+        con.execute(
+            "SELECT table_name, list(column_name) FROM information_schema.columns "
+            "WHERE table_schema = 'main' GROUP BY table_name"
+        ).fetchall()
+    )
+    legacy = [table for table, names in columns.items() if table in EXPERIMENT_TABLES and "experiment" not in names]
+    uncounted = "answer_counts" not in columns
+    if not legacy and not uncounted:
+        con.execute(SCHEMA)
+        return False
     con.execute("BEGIN TRANSACTION")
     try:
         for table in legacy:
@@ -284,25 +291,8 @@ def _migrate_legacy(con: duckdb.DuckDBPyConnection) -> None:
                 f"INSERT INTO {table} BY NAME SELECT '{LEGACY_EXPERIMENT}' AS experiment, * FROM {table}_legacy"
             )
             con.execute(f"DROP TABLE {table}_legacy")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
-def _migrate_counts(con: duckdb.DuckDBPyConnection) -> bool:
-    """Create the schema; a warehouse from before ``answer_counts`` gets its counts in the same transaction
-    (returns whether the warehouse changed)."""
-    had_counts = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'answer_counts'"
-    ).fetchone()[0]
-    if had_counts:
-        con.execute(SCHEMA)
-        return False
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(SCHEMA)
-        recount_answers(con, "TRUE", [])
+        if uncounted:
+            recount_answers(con, "TRUE", [])
     except BaseException:
         con.execute("ROLLBACK")
         raise
