@@ -77,7 +77,8 @@ def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
     )
     def init_model(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
         base = s2d.base_model() if uses_base else None
-        return _each_seed(s2d, lambda coconut: coconut.init_model(base, _lineage(context, init_key)))
+        lineage = _lineage(context, init_key)
+        return _each_seed(s2d, lambda pipeline: pipeline.init_model(base, lineage))
 
     assets = [data, init_model]
     previous = init_key

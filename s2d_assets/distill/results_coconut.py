@@ -16,13 +16,12 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import duckdb
 
 from s2d_assets.coconut.stages import METHOD, final_answer
-from s2d_assets.config.experiment import Experiment
 from s2d_assets.distill.results_blocks import display_path, mean_sd
+from s2d_assets.distill.results_data import Source
 
 # Hao et al. 2024 (arXiv 2412.06769), Table 1, GPT-2: (accuracy %, its ± over the paper's runs,
 # generated tokens per item). The paper's pause-token baseline is the "Pause Token" row.
@@ -43,8 +42,7 @@ ANSWER_KINDS = ("correct option", "other option", "not an option")
 
 @dataclass
 class CoconutResults:
-    path: Path
-    experiment: Experiment
+    source: Source
     seeds_found: list[int]
     task: str
     accuracy: dict[str, list[float]] = field(default_factory=dict)  # system -> % per seed
@@ -54,13 +52,13 @@ class CoconutResults:
     answers: dict[str, Counter[str]] = field(default_factory=dict)
 
 
-def collect_coconut(con: duckdb.DuckDBPyConnection, path: Path, experiment: Experiment) -> CoconutResults | None:
-    """The Coconut rows of ``experiment``'s seeds, or None when none has been evaluated yet."""
-    spec = experiment.coconut
+def collect_coconut(con: duckdb.DuckDBPyConnection, source: Source) -> CoconutResults | None:
+    """The Coconut rows of the experiment's seeds, or None when none has been evaluated yet."""
+    spec = source.experiment.coconut
     if spec is None:
         return None
     task = spec.task_name
-    seeds = {r.name: r.seed for r in experiment.replicates()}
+    seeds = {r.name: r.seed for r in source.replicates}
     rows = con.execute(
         "SELECT experiment, system, n, accuracy, mean_tokens FROM evaluations "
         "WHERE method = ? AND task = ? AND list_contains(?, experiment) ORDER BY experiment, system",
@@ -68,7 +66,7 @@ def collect_coconut(con: duckdb.DuckDBPyConnection, path: Path, experiment: Expe
     ).fetchall()
     if not rows:
         return None
-    results = CoconutResults(path, experiment, sorted({seeds[r[0]] for r in rows}), task)
+    results = CoconutResults(source, sorted({seeds[r[0]] for r in rows}), task)
     for _name, system, n, accuracy, tokens in rows:
         results.accuracy.setdefault(system, []).append(100 * float(accuracy))
         results.tokens.setdefault(system, []).append(float(tokens))
@@ -124,7 +122,7 @@ def constant_rate(items: Sequence[tuple[str, dict]]) -> float:
 
 
 def coconut_block(results: CoconutResults) -> str:
-    experiment, spec = results.experiment, results.experiment.coconut
+    experiment, spec = results.source.experiment, results.source.experiment.coconut
     assert spec is not None
     task = spec.task
     model = (
@@ -133,7 +131,7 @@ def coconut_block(results: CoconutResults) -> str:
         else f"the base model `{experiment.model.source}`"
     )
     lines = [
-        f"### {experiment.name} (`{display_path(results.path)}`)",
+        f"### {experiment.name} (`{display_path(results.source.path)}`)",
         "",
         f"{task.kind}: {task.train_size} train / {task.eval_size} eval items per seed; {model}; "
         f"c = {spec.thoughts_per_step}, stages 0–{spec.max_stage} of {spec.training.epochs_per_stage:g} epochs "

@@ -115,12 +115,8 @@ def build_blocks(warehouse: Path, experiment_files: Sequence[Path]) -> list[tupl
     sources = [Source(path, load_experiment(path)) for path in experiment_files]
     with duckdb.connect(str(snapshot), read_only=True) as con:
         results = [r for r in (collect(con, s) for s in sources if s.experiment.tasks) if r is not None]
-        coconut = [
-            r for r in (collect_coconut(con, s.path, s.experiment) for s in sources if s.experiment.coconut) if r
-        ]
-        names = [n for r in results for n in r.source.names] + [
-            r.name for c in coconut for r in c.experiment.replicates()
-        ]
+        coconut = [r for r in (collect_coconut(con, s) for s in sources if s.experiment.coconut) if r is not None]
+        names = [n for r in [*results, *coconut] for n in r.source.names]
         written = con.execute(
             "SELECT min(c.created_at), max(c.created_at) FROM generations g JOIN llm_cache c USING (cache_key) "
             "WHERE list_contains(?, g.experiment)",
@@ -132,14 +128,14 @@ def build_blocks(warehouse: Path, experiment_files: Sequence[Path]) -> list[tupl
         )
     full = [r for r in results if r.full]
     sweeps = [r for r in results if not r.full]
-    listed = [(r.source.path, r.seeds_found) for r in results] + [(c.path, c.seeds_found) for c in coconut]
+    listed = [(r.source.path, r.seeds_found) for r in [*results, *coconut]]
     blocks = [("header", header_block(warehouse, listed, written if written and written[0] else None))]
     blocks += [(f"experiment:{r.source.experiment.name}", experiment_block(r)) for r in full]
     if sweeps:
         blocks.append(("sweep", sweep_block(sweeps)))
     if results:
         blocks.append(("paper", paper_block(full or results)))
-    blocks += [(f"coconut:{c.experiment.name}", coconut_block(c)) for c in coconut]
+    blocks += [(f"coconut:{c.source.experiment.name}", coconut_block(c)) for c in coconut]
     return blocks
 
 
