@@ -7,6 +7,7 @@ a named point, exactly as ``kill -9`` would there.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -60,11 +61,14 @@ def cache(state: Path) -> dict[str, str]:
 
 
 def pool(state: Path) -> list[tuple[Any, ...]]:
-    return rows(
+    """The pool's rows, each input's votes object with its answers sorted (the pool lists them in no
+    particular order, so two runs may write the same votes in a different order)."""
+    found = rows(
         state,
         "SELECT task, method, input_id, answer, votes, n_samples, agreement, kept, reason FROM curated_pool "
         "ORDER BY ALL",
     )
+    return [(*row[:4], json.dumps(json.loads(row[4]), sort_keys=True), *row[5:]) for row in found]
 
 
 def slots_held(state: Path) -> tuple[int, list[str]]:
