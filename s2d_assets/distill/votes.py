@@ -87,7 +87,7 @@ def _decision_sql(filter_kind: str) -> str:
         # The common case, kept lean: one pass over variant 0's counts to per-input decisions.
         # The top two counts (``max(c, 2)``) tell a tie exactly; ``arg_max`` and ``string_agg`` pass over
         # the unparsed (NULL) answer by themselves. The votes object lists its answers in no
-        # particular order (sorting them doubled the stage's cost).
+        # particular order: ordering them took the stage past 1.5x a bare vote (docs/benchmarks.md).
         return f"""WITH per_input AS (
             SELECT input_id, sum(c) AS n_all, coalesce(sum(c) FILTER (WHERE answer IS NOT NULL), 0) AS n_parsed,
                    max(c, 2) FILTER (WHERE answer IS NOT NULL) AS top_two,
