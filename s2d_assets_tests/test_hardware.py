@@ -41,7 +41,7 @@ def test_training_passes_the_precision_to_trl_and_records_it(
     import trl
 
     from s2d_assets.config.experiment import TrainingSpec
-    from s2d_assets.distill.train import train_sft
+    from s2d_assets.distill.sft import train_sft
 
     seen = {}
     original = trl.SFTConfig.__init__

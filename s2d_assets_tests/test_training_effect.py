@@ -9,7 +9,7 @@ import torch
 
 from s2d_assets.config.experiment import TrainingSpec
 from s2d_assets.core.errors import StateError
-from s2d_assets.distill.train import train_sft
+from s2d_assets.distill.sft import train_sft
 from s2d_assets.engines.base import GenerationRequest, SamplingParams
 from s2d_assets.engines.hf import TransformersEngine, load_model
 from s2d_assets.methods import direct_prompt

@@ -18,6 +18,7 @@ from s2d_assets.config.base import Strict
 from s2d_assets.config.coconut import CoconutSpec
 from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
 from s2d_assets.config.tasks import TaskSpec
+from s2d_assets.config.training import TeachSpec, TrainingSpec
 from s2d_assets.config.validation import (
     DEFAULT_LIMITS,
     NAME_PATTERN,
@@ -45,6 +46,11 @@ class ModelSpec(Strict):
     source: Literal["embedded", "path", "hf_id"] = "embedded"
     path: str | None = None
     hf_id: str | None = Field(None, description="a Hugging Face model id, loaded by the engine itself (vLLM)")
+    teach: TeachSpec | None = Field(
+        None,
+        description="a taught System 2: fine-tune the base model on programmatic step-by-step traces of other "
+        "inputs before the pipeline runs (not the paper's prompted setting); off when absent",
+    )
 
     @model_validator(mode="after")
     def _path_given(self) -> ModelSpec:
@@ -103,28 +109,6 @@ class MethodSpec(Strict):
         default_factory=dict, description="step name -> budget override"
     )
     curation: CurationSpec | None = None
-
-
-class TrainingSpec(Strict):
-    mode: Literal["lora", "full"] = "lora"
-    epochs: float = Field(3.0, gt=0)
-    learning_rate: float = Field(2e-4, gt=0)
-    batch_size: int = Field(8, ge=1)
-    max_length: int = Field(128, ge=16)
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: fp32 without native bf16; with it the measured faster per mode (core/hardware.py)"
-    )
-    # Left out of dumps when 1, so the single-process default keeps every existing training version.
-    workers: int = Field(
-        1,
-        ge=1,
-        exclude_if=lambda v: v == 1,
-        description="data-parallel training workers: more than 1 runs the same SFT under Ray Train (the ray extra; "
-        "the cluster is engine.ray's); batch_size stays the global batch",
-    )
 
 
 class EvaluationSpec(Strict):

@@ -21,6 +21,7 @@ from s2d_assets.core.base_models import BaseModel, local_model, provision_embedd
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.distill.teach import taught_model
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.methods import MethodDefinition, build_method
 from s2d_assets.methods.runner import ChainResult
@@ -73,7 +74,13 @@ class StageContext:
                 self._base = BaseModel(name=hf_id, path=Path(hf_id), fingerprint=content_hash({"hf_id": hf_id}))
             else:
                 self._base = local_model(Path(spec.path or ""), self.paths.models)
+            if spec.teach is not None:  # a taught System 2: the pipeline's base model is the taught one
+                self._base = taught_model(self._base, spec.teach, self._own_prompts(), self.paths.models / "taught")
         return self._base
+
+    def _own_prompts(self) -> list[str]:
+        """Every input prompt of the experiment's tasks (teaching inputs must avoid them)."""
+        return [item.prompt for name in self.experiment.tasks for item in self.task(name).build_inputs()]
 
     def cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:
         engine_spec = self.experiment.engine

@@ -1,4 +1,4 @@
-"""Stage 6 on several workers: the same TRL SFT (``train.train_sft``) under Ray Train's ``TorchTrainer``.
+"""Stage 6 on several workers: the same TRL SFT (``sft.train_sft``) under Ray Train's ``TorchTrainer``.
 
 ``training.workers: N`` (N > 1) runs ``train_sft`` in N Ray Train workers, data parallel: Ray sets up
 the process group (gloo on CPUs, NCCL when the cluster has a GPU per worker) and the environment
@@ -49,7 +49,7 @@ def train_sft_ray(
     cluster: RayExecutorSpec,
     storage: str,
 ) -> dict[str, Any]:
-    """``train_sft`` (``train.train_sft``) on ``spec.workers`` Ray Train workers; saved to ``output_dir``."""
+    """``train_sft`` (``sft.train_sft``) on ``spec.workers`` Ray Train workers; saved to ``output_dir``."""
     if not examples:
         raise ValueError("cannot train on an empty distillation set")
     ray = ensure_ray(cluster)

@@ -44,6 +44,18 @@ class CoinFlipTask:
     def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
         return {}
 
+    def teaching_trace(self, meta: dict[str, Any]) -> str:
+        """The step-by-step reasoning of an input, written out programmatically (a taught System 2's lessons)."""
+        state, steps = "heads", ["The coin starts heads up."]
+        for name, flipped in zip(meta["names"], meta["flips"], strict=True):
+            if flipped:
+                state = "tails" if state == "heads" else "heads"
+                steps.append(f"{name} flips the coin, so it is now {state} up.")
+            else:
+                steps.append(f"{name} does not flip the coin, so it is still {state} up.")
+        answer = "yes" if state == "heads" else "no"
+        return " ".join(steps) + f" The coin ends {state} up. So the answer is {answer}."
+
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         # The last verdict word wins: models restate the question ("heads up") before answering.
         stripped = text.strip().lower()

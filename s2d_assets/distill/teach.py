@@ -1,0 +1,112 @@
+"""A taught System 2: the base model fine-tuned on programmatic step-by-step traces before the pipeline runs.
+
+Not the paper's prompted setting. A model too small to reason when prompted (the embedded SmolLM2-135M
+answers coin flip at chance with every System 2 prompt, docs/results.md) is first taught to write a
+task family's reasoning: each input of ``teach.tasks`` is answered by its task's programmatic trace
+(``Task.teaching_trace``), as the assistant's reply to ``teach.method``'s first prompt. The teaching
+inputs must not overlap the experiment's own inputs; then the paper's pipeline runs unchanged with
+the taught model as its base model, on new, unlabelled inputs.
+
+The taught model is a content-addressed folder under the state folder (``models/taught/``), built
+atomically like a checkpoint: an unchanged (base model, traces, training) reuses it. LoRA teaching
+is merged into the weights, so the taught model is a plain Hugging Face directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from s2d_assets.config.training import TeachSpec
+from s2d_assets.core.base_models import BaseModel
+from s2d_assets.core.checkpoints import publish_checkpoint, read_manifest
+from s2d_assets.core.errors import UserError
+from s2d_assets.core.fingerprint import content_hash, rows_hash
+from s2d_assets.distill.sft import train_sft
+from s2d_assets.methods import method_definition
+from s2d_assets.methods.base import Step
+from s2d_assets.tasks import TRAIN, build_task
+from s2d_assets.tasks.base import normalize_prompt
+
+TAUGHT = "taught"
+
+
+class TeachingError(UserError):
+    """The teaching section cannot be used as written; the message names the field."""
+
+
+def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> list[tuple[str, str]]:
+    """(prompt, trace) pairs of every teaching task's train inputs; refused if any input is the experiment's own."""
+    method = method_definition(spec.method)
+    first = next(step for step in method.steps if isinstance(step, Step))
+    own = {normalize_prompt(prompt) for prompt in experiment_prompts}
+    examples = []
+    for name, task_spec in spec.tasks.items():
+        task = build_task(task_spec)
+        for item in task.build_inputs():
+            if item.split != TRAIN:
+                continue
+            trace = task.teaching_trace(item.meta)
+            if trace is None:
+                raise TeachingError(f"model.teach.tasks.{name}: task kind {task.kind!r} has no programmatic trace")
+            if normalize_prompt(item.prompt) in own:
+                raise TeachingError(
+                    f"model.teach.tasks.{name}: input {item.input_id} is also one of the experiment's inputs; "
+                    "teach on a disjoint distribution (e.g. another number of people, or another seed)"
+                )
+            examples.append((first.render(item.prompt, _fields(task)), trace))
+    return examples
+
+
+def _fields(task: Any) -> dict[str, str]:
+    """Template fields a task gives every step beside the question (e.g. its answer format), when it has any."""
+    fields = getattr(task, "prompt_fields", None)
+    return dict(fields()) if callable(fields) else {}
+
+
+def taught_model(base: BaseModel, spec: TeachSpec, experiment_prompts: Iterable[str], root: Path) -> BaseModel:
+    """The base model taught ``spec``'s traces, built once per content under ``root``."""
+    examples = teaching_examples(spec, experiment_prompts)
+    version = content_hash(
+        {"base": base.fingerprint, "traces": rows_hash(examples), "training": spec.training.model_dump(mode="json")}
+    )
+    card = {
+        "kind": TAUGHT,
+        "base_model": base.name,
+        "base_fingerprint": base.fingerprint,
+        "method": spec.method,
+        "tasks": {name: task.model_dump(mode="json") for name, task in spec.tasks.items()},
+        "examples": len(examples),
+        "training": spec.training.model_dump(mode="json"),
+        "note": "a taught System 2: fine-tuned on programmatic traces, not the paper's prompted setting",
+    }
+
+    def teach(staging: Path) -> None:
+        metrics = train_sft(base.path, examples, spec.training, staging / "adapter")
+        card.update({name: metrics[name] for name in ("train_loss", "train_steps", "precision")})
+        if spec.training.mode == "lora":
+            _merge(base.path, staging / "adapter", staging)
+            shutil.rmtree(staging / "adapter")
+        else:
+            for path in (staging / "adapter").iterdir():
+                path.rename(staging / path.name)
+            (staging / "adapter").rmdir()
+
+    folder = publish_checkpoint(root / base.name, version, teach, card)
+    manifest = read_manifest(folder)
+    return BaseModel(name=f"{base.name}-{TAUGHT}", path=folder, fingerprint=str(manifest["fingerprint"]))
+
+
+def _merge(base_dir: Path, adapter_dir: Path, target: Path) -> None:
+    """The LoRA adapter merged into the base weights (fp32 arithmetic), saved in the base's stored dtype."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    stored = getattr(AutoConfig.from_pretrained(base_dir), "dtype", None) or torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged.to(stored).save_pretrained(target)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(target)
