@@ -38,6 +38,7 @@ import duckdb
 from s2d_assets.config.experiment import PROJECT_ROOT, load_experiment
 from s2d_assets.core.errors import UserError
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.distill.reading import READ_NOTE
 from s2d_assets.distill.results_blocks import display_path, experiment_block, paper_block, sweep_block
 from s2d_assets.distill.results_coconut import coconut_block, collect_coconut
 from s2d_assets.distill.results_data import (
@@ -70,6 +71,7 @@ def header_block(
         "answer has learnt the label prior, not the task. Differences are paired over the same items, with "
         "their standard error (se: the larger of the one over the items and the one over the seeds); "
         "**(> 2 se)** marks a difference beyond two standard errors.",
+        f"- Accuracy counts an answer the task's parser could not read as wrong. {READ_NOTE}",
     ]
     return "\n".join(lines)
 
