@@ -9,11 +9,14 @@ together: an experiment with ``seeds`` has one replicate per seed (``distill/rep
 - Full experiments (with evaluation rows): per task, method and system the accuracy as mean ±
   sample standard deviation over the seeds, n (items per seed × seeds), mean generated tokens,
   the majority-class rate of the eval split beside it, and the system's answer distribution;
-  then the paired differences (System 2 − System 1, distilled − System 1, distilled − System 2)
-  over the pooled items with their standard errors.
+  what was read of its answers beside accuracy (``reading.py``: accuracy on the parsed answers,
+  parsed, truncated, unparsed but not truncated); then the paired differences (System 2 − System 1,
+  distilled − System 1, distilled − System 2) over the pooled items with their standard errors, and
+  each seed's pool (``results_pools.py``).
 - Sweeps (eval generations only, ``distill/sweep.py``): per setting and method System 1 and
-  System 2 accuracy with binomial standard errors over the pooled items, the paired gap and
-  whether it exceeds two standard errors.
+  System 2 accuracy with binomial standard errors over the pooled items, System 2's accuracy on
+  its parsed answers, parsed and truncated shares, the paired gap and whether it exceeds two
+  standard errors.
 - Against the paper: each row beside the figure the paper reports for the same cell, where one
   is cited in this repository; otherwise the paper's table is named, never a number guessed.
 
