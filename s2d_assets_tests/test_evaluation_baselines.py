@@ -51,6 +51,12 @@ def test_a_constant_answer_model_fires_the_collapse_check_and_an_empty_pool_is_u
         return "hmm, hard to say" if "Rephrase and expand" in request.messages[-1][1] else "yes"
 
     ctx = _run(tmp_path, tiny_model_dir, respond)
+    # How System 1's answers ended, as an engine records it: the first three cut off at the budget.
+    with ctx.warehouse.transaction() as con:
+        con.execute(
+            "UPDATE generations SET finish_reason = CASE WHEN input_id IN (SELECT input_id FROM generations "
+            "WHERE system = 'system1' ORDER BY input_id LIMIT 3) THEN 'length' ELSE 'stop' END WHERE system = 'system1'"
+        )
     checkpoint = (ctx.paths.checkpoint("collapse", "coin", "rar") / "current").resolve()
     result = distill.evaluate(ctx, "coin", "rar", ctx.base_model(), checkpoint)
 
@@ -63,6 +69,16 @@ def test_a_constant_answer_model_fires_the_collapse_check_and_an_empty_pool_is_u
     assert json.loads(system1["answer_distribution"]) == {"yes": 1.0}
     assert system1["majority_rate"] == pytest.approx(max(yes_rate, 1 - yes_rate))
     assert rows["system2"]["parse_rate"] == 0.0 and rows["system2"]["top_answer"] is None
+    # What was read: System 1 parsed all 12 (accuracy over them = accuracy), 3 of 12 cut off, all parsed.
+    read = ("n_parsed", "accuracy_parsed", "n_truncated", "n_unparsed_truncated", "n_finish_unknown", "truncation_rate")
+    assert tuple(system1[k] for k in read) == (12, pytest.approx(yes_rate), 3, 0, 0, 0.25)
+    # System 2 parsed nothing (no accuracy over parsed answers) and its engine recorded no ends: unknown, not 0.
+    assert tuple(rows["system2"][k] for k in read) == (0, None, None, None, 12, None)
+    assert result.metadata["system1_truncation_rate"] == 0.25 and result.metadata["system1_n_parsed"] == 12
+    assert result.metadata["system2_truncation_rate"] == "n/a" and result.metadata["system2_accuracy_parsed"] == "n/a"
+    assert result.metadata["system2_parse_rate"] == 0.0 and result.metadata["system2_truncated"] == "n/a"
+    evaluation = result.markdown["evaluation"]
+    assert "| truncated |" in evaluation and "| 25.0% |" in evaluation and "| n/a |" in evaluation
     # The empty pool trained nothing: the distilled row says so and carries no score.
     distilled = rows["distilled"]
     assert (distilled["status"], distilled["accuracy"], distilled["train_examples"]) == ("untrained", None, 0)

@@ -122,7 +122,11 @@ def test_report_has_mean_sd_and_n_over_three_seeds(tmp_path: Path) -> None:
     assert "`yes` 100%" in table["System 1"]
     assert "top answer per seed: `yes` 100%, `yes` 100%, `yes` 100%" in table["System 1"]
     # The majority class beside accuracy: the share of the eval split's most common reference.
-    assert table["System 1"].split(" | ")[5].endswith("%")
+    header = next(line for line in text.splitlines() if line.startswith("| task | method | system |")).split(" | ")
+    assert table["System 1"].split(" | ")[header.index("majority class")].endswith("%")
+    # What was read beside accuracy: every answer parsed; the fixture's rows carry no finish_reason (unknown).
+    assert table["System 2"].split(" | ")[header.index("parsed")] == "100.0%"
+    assert table["System 2"].split(" | ")[header.index("truncated")] == "n/a"
     assert "seeds 0, 1, 2" in text
     assert "see paper Table 1" in text  # coin flip with RaR: the paper's table is named, no number guessed
     # Regenerating keeps the hand-written text outside the blocks.
@@ -201,7 +205,8 @@ def test_report_has_coconut_over_three_seeds_beside_the_papers_table(tmp_path: P
     accuracy = coconut_warehouse(warehouse, path)
     assert accuracy["coconut"] == [70.0, 80.0, 90.0]
     text = results_doc.render(results_doc.build_blocks(warehouse, [path]))
-    assert "## Coconut" in text and f"`{path}` (seeds 0, 1, 2)" in text  # the header lists it with its seeds
+    assert "## Coconut" in text and "`coconut.yaml` (seeds 0, 1, 2)" in text  # the header lists it with its seeds
+    assert str(tmp_path) not in text  # a file outside the repository: its name, never the machine's path
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
     assert rows["Coconut"][1] == "80.0 ± 10.0%" and rows["Coconut"][2] == "10 × 3"
     assert rows["Coconut"][-2:] == ["97.0 ± 0.3%", "14.2 |"]  # the paper's Table 1, ProsQA

@@ -76,12 +76,21 @@ ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS top_answer_share DOUBLE;
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS answer_distribution JSON;
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS parse_rate DOUBLE;
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS discarded INTEGER;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 CREATE TABLE IF NOT EXISTS evaluation_groups (
     experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
     split VARCHAR NOT NULL, group_name VARCHAR NOT NULL, n INTEGER, accuracy DOUBLE, majority_rate DOUBLE,
     top_answer_share DOUBLE,
     PRIMARY KEY (experiment, task, method, system, split, group_name)
 );
+-- What was read, beside each accuracy: answers parsed, accuracy over them, and the chains cut off at the
+-- token budget (``generations.finish_reason = 'length'``; NULL counts = the engine did not say).
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS n_parsed INTEGER;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS accuracy_parsed DOUBLE;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS n_truncated INTEGER;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS n_unparsed_truncated INTEGER;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS n_finish_unknown INTEGER;
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS truncation_rate DOUBLE;
 -- Rows a Ray generation job could not generate (engine.executor: ray): never cached, retried by the
 -- next run; a log, so a key that later succeeded keeps its failure rows (join llm_cache to tell).
 CREATE TABLE IF NOT EXISTS generation_failures (

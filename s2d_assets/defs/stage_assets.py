@@ -151,7 +151,9 @@ STAGES: tuple[Stage, ...] = (
         ("curated_pool",),
         lambda ctx, t, m: plan.pool_version(ctx.experiment, m),
         lambda c, ctx, t, m: distill.curate(ctx, t, m),
-        "Self-consistency filter: one row per input, kept or not, with votes, agreement and reason.",
+        "Self-consistency filter: one row per input, kept or not, with votes, agreement and reason. The metadata "
+        "adds the inputs kept on one parsed vote, the kept answers' balance and the pool's accuracy against the "
+        "train references (labelled analysis only, computed after the pool is written, never used to select).",
     ),
     Stage(
         "distillation_set",

@@ -1,4 +1,4 @@
-"""Stage 4, curation: keep only the answers the model agrees with itself on. Never reads a label.
+"""Stage 4, curation: keep only the answers the model agrees with itself on. Selection never reads a label.
 
 All filters are set-based: one DuckDB query over the answer counts the warehouse keeps with the
 stage's generations (``answer_counts``), so curation costs about what a bare majority vote does
@@ -20,6 +20,11 @@ even at hundreds of thousands of inputs, and a filter change counts nothing agai
 A sample whose answer is ``position_inconsistent`` (BSM's verdicts in the two orders disagree) is
 an outcome like any answer in the vote, but it is never kept: an input whose winner it is is
 discarded with reason ``position_inconsistent`` (with one sample, exactly the paper's rule).
+
+What the pool holds (``pool_summary``, also in ``s2d report``): how many inputs were kept on one
+parsed vote (a pool answer only one parsed sample gave), the share of each kept answer (its
+balance), and the pool's accuracy against the train split's references. That accuracy is labelled
+analysis only: computed after the pool is written, from the rows it holds, and never used to select.
 """
 
 from __future__ import annotations
@@ -154,6 +159,12 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     ctx.warehouse.replace_rows("curated_pool", {"task": task_name, "method": method_name}, frame)
     kept = int(frame["kept"].sum()) if frame.height else 0
     reasons = frame.group_by("reason").len().sort("reason") if frame.height else pl.DataFrame()
+    # Labelled analysis of the written pool: the references are read only now, never by the selection above.
+    references = ctx.warehouse.query(
+        "SELECT input_id, reference FROM inputs WHERE experiment = ? AND task = ? AND split = ?",
+        [ctx.experiment.name, task_name, TRAIN],
+    )
+    summary = pool_summary(ctx.task(task_name), frame.to_dicts(), dict(references.rows()))
     return StageResult(
         data_version=rows_hash(frame.select("input_id", "answer", "kept").sort("input_id").rows()),
         metadata={
@@ -162,9 +173,51 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
             "keep_rate": round(kept / max(frame.height, 1), 4),
             "mean_agreement": round(float(frame["agreement"].mean() or 0.0), 4) if frame.height else 0.0,
             **curation_metadata(spec, counts, frame),
+            **pool_metadata(summary),
         },
         markdown={"reasons": markdown_table(reasons) if frame.height else "(empty)"},
     )
+
+
+BALANCE_ANSWERS = 5  # answers listed in ``answer_balance``; the rest summed as ``(other)``
+POOL_ACCURACY_NOTE = (
+    "pool_accuracy: the kept answers scored against the train split's references (pool_labelled of them have "
+    "one). Labelled analysis only: computed after the pool is written, never used to select."
+)
+
+
+def pool_summary(task: Any, pool: Sequence[dict[str, Any]], references: dict[str, str | None]) -> dict[str, Any]:
+    """What a written pool holds: ``kept``; ``kept_on_one_vote``, kept inputs whose answer only one parsed
+    sample gave; ``answer_balance``, each kept answer's share (the top ``BALANCE_ANSWERS``, the rest as
+    ``(other)``); ``pool_accuracy`` over the kept inputs with a reference (None without any) and
+    ``pool_labelled``, how many had one. ``pool`` rows carry ``input_id, answer, votes, kept``."""
+    kept = [row for row in pool if row["kept"]]
+    single = sum(json.loads(row["votes"] or "{}").get(row["answer"]) == 1 for row in kept)
+    ranked = Counter(str(row["answer"]) for row in kept).most_common()
+    balance = {answer: round(c / len(kept), 4) for answer, c in ranked[:BALANCE_ANSWERS]}
+    if len(ranked) > BALANCE_ANSWERS:
+        balance["(other)"] = round(sum(c for _, c in ranked[BALANCE_ANSWERS:]) / len(kept), 4)
+    labelled = [(row["answer"], references[row["input_id"]]) for row in kept if references.get(row["input_id"])]
+    correct = sum(bool(task.is_correct(answer, reference)) for answer, reference in labelled)
+    return {
+        "kept": len(kept),
+        "kept_on_one_vote": single,
+        "answer_balance": balance,
+        "pool_accuracy": correct / len(labelled) if labelled else None,
+        "pool_labelled": len(labelled),
+    }
+
+
+def pool_metadata(summary: dict[str, Any]) -> dict[str, Any]:
+    """``pool_summary`` as materialisation metadata, with the note that the accuracy is analysis only."""
+    accuracy = summary["pool_accuracy"]
+    return {
+        "kept_on_one_vote": summary["kept_on_one_vote"],
+        "answer_balance": json.dumps(summary["answer_balance"]),
+        "pool_accuracy": "n/a" if accuracy is None else round(accuracy, 4),
+        "pool_labelled": summary["pool_labelled"],
+        "pool_accuracy_note": POOL_ACCURACY_NOTE,
+    }
 
 
 def curation_metadata(spec: Any, counts: dict[str, int], pool: pl.DataFrame) -> dict[str, Any]:

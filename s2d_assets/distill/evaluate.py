@@ -4,8 +4,11 @@ Per system: accuracy (for pairwise judging: agreement with the labels), mean gen
 seconds per item, and the baselines that expose a degenerate result beside it — the eval split's
 majority-class rate (what always giving its most common reference scores) and the system's own
 answer distribution (its most common answer and that answer's share, the top answers with their
-shares, the parse rate). Tasks whose inputs carry evaluation groups (e.g. factual QA's opinion
-bias) also get one ``evaluation_groups`` row per (system, group), written in the same transaction.
+shares, the parse rate). Beside plain accuracy, what was read (``distill/reading.py``): how many
+answers parsed and the accuracy over them, and the share of answers cut off at the token budget
+(``generations.finish_reason = 'length'``; ``n/a`` when the engine did not record it). Tasks whose
+inputs carry evaluation groups (e.g. factual QA's opinion bias) also get one ``evaluation_groups``
+row per (system, group), written in the same transaction.
 
 An empty pool trains nothing (checkpoint mode ``none``): the distilled row then says
 ``status = 'untrained'`` with no score, instead of scoring the base model under that name.
@@ -29,6 +32,7 @@ from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import SYSTEM1_BASELINE, answer_eval_split
+from s2d_assets.distill.reading import NOT_KNOWN, Reading
 from s2d_assets.methods import system1_for
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks import EVAL
@@ -87,6 +91,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
             judged |= {f"{system}_{name}": value for name, value in metrics.items()}
 
     majority_answer, majority_rate = majority_class(task, [str(i["reference"] or "") for i in items])
+    finish = _finish_reasons(ctx, task_name, method_name)
     rows, group_rows = [], []
     for system in SYSTEMS:
         row: dict[str, Any] = {
@@ -105,7 +110,10 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
             }
         if system in frames:
             answers = _answers_by_input(frames[system])
-            row |= {**summaries[system], **answer_baselines([answers.get(i["input_id"]) for i in items])}
+            got = [answers.get(i["input_id"]) for i in items]
+            correct = [task.is_correct(a, i["reference"]) for a, i in zip(got, items, strict=True)]
+            ends = [finish.get((system, i["input_id"])) for i in items]
+            row |= {**summaries[system], **answer_baselines(got), **Reading.of(got, correct, ends).columns()}
             group_rows += _group_rows(task, items, answers, {k: row[k] for k in ("task", "method", "system", "split")})
         else:
             row |= {"n": len(items)}  # untrained: no score, no answers
@@ -142,6 +150,12 @@ EVALUATION_SCHEMA = {
     "answer_distribution": pl.String,
     "parse_rate": pl.Float64,
     "discarded": pl.Int32,
+    "n_parsed": pl.Int32,
+    "accuracy_parsed": pl.Float64,
+    "n_truncated": pl.Int32,
+    "n_unparsed_truncated": pl.Int32,
+    "n_finish_unknown": pl.Int32,
+    "truncation_rate": pl.Float64,
 }
 GROUP_SCHEMA = {
     "task": pl.String,
@@ -220,6 +234,16 @@ def _answers_by_input(frame: pl.DataFrame) -> dict[str, str | None]:
     return dict(zip(frame["input_id"].to_list(), frame["answer"].to_list(), strict=True)) if frame.height else {}
 
 
+def _finish_reasons(ctx: StageContext, task_name: str, method_name: str) -> dict[tuple[str, str], str | None]:
+    """(system, input_id) -> how each system's eval answer ended (``stop``, ``length``, None = unknown)."""
+    rows = ctx.warehouse.query(
+        "SELECT system, input_id, finish_reason FROM generations WHERE experiment = ? AND task = ? AND split = ? "
+        "AND ((method = ? AND system = 'system1') OR (method = ? AND system IN ('system2', 'distilled')))",
+        [ctx.experiment.name, task_name, EVAL, SYSTEM1_BASELINE, method_name],
+    )
+    return {(system, input_id): end for system, input_id, end in rows.iter_rows()}
+
+
 def _system1_generations(ctx: StageContext, task_name: str) -> pl.DataFrame:
     """The System 1 baseline's answers, from the generations its own stage stored."""
     baseline = ctx.warehouse.query(
@@ -258,8 +282,19 @@ def _metadata(frame: pl.DataFrame, groups: pl.DataFrame, judging: bool = False) 
             continue
         if row["status"] is not None:
             metadata[f"{system}_status"] = row["status"]
+        reading = reading_of(row)
         metadata |= {
             f"{system}_accuracy": round(row["accuracy"], 4),
+            f"{system}_parse_rate": round(row["parse_rate"], 4),
+            f"{system}_n_parsed": row["n_parsed"],
+            f"{system}_accuracy_parsed": NOT_KNOWN
+            if row["accuracy_parsed"] is None
+            else round(row["accuracy_parsed"], 4),
+            f"{system}_truncation_rate": NOT_KNOWN
+            if row["truncation_rate"] is None
+            else round(row["truncation_rate"], 4),
+            f"{system}_truncated": reading.truncated_text(),
+            f"{system}_unparsed_not_truncated": reading.unparsed_text(),
             f"{system}_top_answer": row["top_answer"] or "",
             f"{system}_top_answer_share": round(row["top_answer_share"], 4),
             f"{system}_answer_distribution": row["answer_distribution"],
@@ -271,12 +306,31 @@ def _metadata(frame: pl.DataFrame, groups: pl.DataFrame, judging: bool = False) 
     return metadata
 
 
+def reading_of(row: dict[str, Any]) -> Reading:
+    """The ``Reading`` an ``evaluations`` row was written from (what its columns keep of it)."""
+    n, parsed, unknown = int(row["n"] or 0), int(row["n_parsed"] or 0), row["n_finish_unknown"]
+    accuracy = row["accuracy_parsed"]
+    return Reading(
+        n=n,
+        parsed=parsed,
+        correct_parsed=round(accuracy * parsed) if accuracy is not None else 0,
+        truncated=int(row["n_truncated"] or 0),
+        unparsed_truncated=int(row["n_unparsed_truncated"] or 0),
+        unknown=n if unknown is None else int(unknown),
+    )
+
+
 def _markdown(frame: pl.DataFrame, groups: pl.DataFrame) -> dict[str, str]:
+    readings = [reading_of(r) if r["n_parsed"] is not None else None for r in frame.iter_rows(named=True)]
     table = frame.select(
         "system",
         "status",
         "n",
         (pl.col("accuracy") * 100).round(1).alias("accuracy_%"),
+        pl.Series("parsed", [r.parsed_text() if r else "" for r in readings]),
+        pl.Series("accuracy_on_parsed", [r.accuracy_parsed_text() if r else "" for r in readings]),
+        pl.Series("truncated", [r.truncated_text() if r else "" for r in readings]),
+        pl.Series("unparsed_not_truncated", [r.unparsed_text() if r else "" for r in readings]),
         (pl.col("majority_rate") * 100).round(1).alias("majority_class_%"),
         pl.col("top_answer"),
         (pl.col("top_answer_share") * 100).round(1).alias("top_answer_%"),

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.distill.reading import READ_HEADER, read_cells
 from s2d_assets.distill.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod
+from s2d_assets.distill.results_pools import POOL_HEADER, POOL_NOTE, pool_rows
 
 SYSTEM_LABEL = {
     "system1": "System 1",
@@ -99,7 +101,8 @@ def paired_gap(a: Cell, b: Cell) -> Gap | None:
 def gap_text(gap: Gap | None, per_seed: bool = False) -> str:
     if gap is None:
         return "—"
-    verdict = " **(> 2 se)**" if gap.se > 0 and abs(gap.mean) > 2 * gap.se else ""
+    # se 0 with a non-zero mean: every item moved the same way (no spread), which is beyond any 2 se.
+    verdict = " **(> 2 se)**" if abs(gap.mean) > 2 * gap.se else ""
     seeds = ""
     if per_seed and len(gap.per_seed) > 1:
         seeds = " (seeds: " + ", ".join(f"{value:+.1f}" for value in gap.per_seed) + ")"
@@ -149,6 +152,9 @@ def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
+TAIL = ("answers", "train examples")
+
+
 # -- the blocks ------------------------------------------------------------------------------------------
 def experiment_block(results: ExperimentResults) -> str:
     experiment = results.source.experiment
@@ -174,7 +180,7 @@ def experiment_block(results: ExperimentResults) -> str:
                             row.method,
                             SYSTEM_LABEL[system],
                             f"untrained (empty pool, seeds {', '.join(map(str, sorted(row.untrained_seeds)))})",
-                            "",
+                            *[""] * 5,
                             _majority(row),
                             "",
                             "",
@@ -190,6 +196,7 @@ def experiment_block(results: ExperimentResults) -> str:
                     row.method,
                     SYSTEM_LABEL[system],
                     mean_sd(cell.accuracies()),
+                    *read_cells(cell.reading),
                     n_text(cell),
                     _majority(row),
                     f"{statistics.fmean(cell.tokens):.1f}",
@@ -198,7 +205,7 @@ def experiment_block(results: ExperimentResults) -> str:
                 ]
             )
     lines += _table(
-        ["task", "method", "system", "accuracy", "n", "majority class", "tokens / item", "answers", "train examples"],
+        ["task", "method", "system", "accuracy", *READ_HEADER, "n", "majority class", "tokens / item", *TAIL],
         body,
     )
     gaps = []
@@ -237,6 +244,9 @@ def experiment_block(results: ExperimentResults) -> str:
             ],
             gaps,
         )
+    pools = pool_rows(results)
+    if pools:
+        lines += ["", POOL_NOTE, "", *_table(POOL_HEADER, pools)]
     group_rows = [
         [
             row.task,
@@ -277,6 +287,9 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
                         f"{s2.items} ({seeds_text(s2.seeds)})",
                         f"{s1.pooled():.1f} ± {binomial_se(s1.pooled(), s1.items):.1f}",
                         f"{s2.pooled():.1f} ± {binomial_se(s2.pooled(), s2.items):.1f}",
+                        s2.reading.accuracy_parsed_text(),
+                        f"{s1.reading.parsed_text()} → {s2.reading.parsed_text()}",
+                        f"{s1.reading.truncated_text()} → {s2.reading.truncated_text()}",
                         gap_text(paired_gap(s2, s1)),
                         f"{statistics.fmean(s1.tokens):.0f} → {statistics.fmean(s2.tokens):.0f}",
                         "—" if majority is None else f"{majority:.1f}",
@@ -287,7 +300,8 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
         "Generation only (`s2d sweep experiments/sweeps/<file>.yaml`): System 1 and "
         "each System 2 method answer the eval split greedily; nothing is distilled. With `--self-consistency` "
         "a method also answers by the plurality of N sampled chains (its tokens are all N chains'). Accuracy ± "
-        "binomial standard error over the pooled items of all seeds; the gap is paired over the same items.",
+        "binomial standard error over the pooled items of all seeds (an unparsed answer counts as wrong); "
+        "on parsed, parsed and truncated are read as the header says. The gap is paired over the same items.",
         "",
     ]
     lines += _table(
@@ -298,6 +312,9 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
             "n",
             "System 1 %",
             "System 2 %",
+            "System 2 % on parsed",
+            "parsed S1 → S2",
+            "truncated S1 → S2",
             "System 2 − System 1",
             "tokens S1 → S2",
             "majority class %",
@@ -360,10 +377,12 @@ def _train(row: TaskMethod) -> str:
 
 
 def display_path(path: Path) -> str:
+    """A path as the document shows it: relative to the repository, else its file name alone (a document
+    never prints where a machine keeps its files)."""
     try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
+        return str(path.resolve().relative_to(PROJECT_ROOT.resolve()))
     except ValueError:
-        return str(path)
+        return path.name
 
 
 # -- the document ------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """What the warehouse holds for the results document: per experiment file, its replicates' cells.
 
 Each cell is one (task, method, system) over the seeds: the per-item correctness scored with the
-task's own ``is_correct``, tokens, the eval split's references and the evaluation rows. Read-only;
+task's own ``is_correct``, tokens, what was read of the answers (``distill/reading.py``: parsed,
+cut off at the token budget per ``generations.finish_reason``), the eval split's references and the
+evaluation rows. Read-only;
 no Dagster here. ``distill/results_doc.py`` turns these into text.
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 import duckdb
 
 from s2d_assets.config.experiment import Experiment
+from s2d_assets.distill.curate import pool_summary
+from s2d_assets.distill.reading import Reading
 from s2d_assets.tasks import EVAL, build_task
 
 SYSTEMS = ("system1", "system2", "system2_sc", "distilled")
@@ -47,6 +51,7 @@ class Cell:
     answers: Counter[str] = field(default_factory=Counter)
     by_item: dict[tuple[int, str], bool] = field(default_factory=dict)
     seed_answers: dict[int, Counter[str]] = field(default_factory=dict)
+    reading: Reading = field(default_factory=Reading)  # parsed / truncated over the pooled items
 
     @property
     def seeds(self) -> int:
@@ -78,6 +83,7 @@ class TaskMethod:
     untrained_seeds: list[int] = field(default_factory=list)
     groups: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (system, group) -> accuracy per seed
     group_n: dict[str, int] = field(default_factory=dict)
+    pools: dict[int, dict[str, Any]] = field(default_factory=dict)  # seed -> ``curate.pool_summary``
 
 
 @dataclass
@@ -142,8 +148,9 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
     refs: dict[tuple[str, str], dict[str, str]] = {}
     for experiment, task, input_id, reference in references:
         refs.setdefault((experiment, task), {})[input_id] = reference or ""
+    finish = "finish_reason" if "finish_reason" in _columns(con, "generations") else "NULL"  # older warehouses
     generations = con.execute(
-        "SELECT experiment, task, method, system, input_id, answer, completion_tokens FROM generations "
+        f"SELECT experiment, task, method, system, input_id, answer, completion_tokens, {finish} FROM generations "
         "WHERE list_contains(?, experiment) AND split = ? AND variant_id = 0 AND sample_idx = 0 "
         "ORDER BY experiment, task, method, system, input_id",
         [present, EVAL],
@@ -156,25 +163,26 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
                 task_name, spec.kind, method_name, method_spec.kind, describe_task(spec)
             )
     tasks = {(name, t): build_task(spec_of[name].tasks[t]) for name in present for t in experiment.tasks}
-    system1: dict[tuple[str, str], list[tuple[str, str | None, int]]] = {}
+    system1: dict[tuple[str, str], list[tuple[str, str | None, int, str | None]]] = {}
 
-    def score(name: str, task: str, method: str, system: str, input_id: str, answer: Any, tokens: Any) -> None:
+    def score(name: str, task: str, method: str, system: str, generation: tuple[Any, ...]) -> None:
         key = (name, task)
-        _score(rows[(task, method)], system, seed_of[name], tasks[key], refs[key], input_id, answer, tokens)
+        _score(rows[(task, method)], system, seed_of[name], tasks[key], refs[key], *generation)
 
-    for name, task, method, system, input_id, answer, tokens in generations:
+    for name, task, method, system, *generation in generations:
+        input_id = generation[0]
         if task not in experiment.tasks or (name, task) not in refs or input_id not in refs[(name, task)]:
             continue
         if system == "system1" and method == SYSTEM1_BASELINE:
-            system1.setdefault((name, task), []).append((input_id, answer, tokens or 0))
+            system1.setdefault((name, task), []).append(tuple(generation))  # type: ignore[arg-type]
             continue
         if (task, method) not in rows:
             continue
-        score(name, task, method, system, input_id, answer, tokens)
+        score(name, task, method, system, tuple(generation))
     for (name, task), answers in system1.items():  # the one baseline is every method's System 1 row
         for method in experiment.methods:
-            for input_id, answer, tokens in answers:
-                score(name, task, method, "system1", input_id, answer, tokens)
+            for generation in answers:
+                score(name, task, method, "system1", generation)
     for (name, task), by_id in refs.items():
         rate = majority_rate(tasks[(name, task)], list(by_id.values()))
         for method in experiment.methods:
@@ -182,6 +190,7 @@ def collect(con: duckdb.DuckDBPyConnection, source: Source) -> ExperimentResults
                 rows[(task, method)].majority[seed_of[name]] = rate
     if full:
         _add_evaluation_rows(con, present, seed_of, rows)
+        _add_pools(con, present, seed_of, rows, tasks)
     kept = [r for r in rows.values() if r.cells]
     return ExperimentResults(source, full, kept, sorted(seed_of[n] for n in present))
 
@@ -195,9 +204,11 @@ def _score(
     input_id: str,
     answer: str | None,
     tokens: int | None,
+    finish_reason: str | None = None,
 ) -> None:
     cell = row.cells.setdefault(system, Cell())
     correct = bool(task.is_correct(answer, refs[input_id]))
+    cell.reading.add(answer is not None, correct, finish_reason)
     cell.per_seed.setdefault(seed, []).append(correct)
     cell.by_item[(seed, input_id)] = correct
     cell.tokens.append(float(tokens or 0))
@@ -212,6 +223,34 @@ def majority_rate(task: Any, references: Sequence[str]) -> float | None:
         return None
     answer, _ = Counter(labelled).most_common(1)[0]
     return 100 * sum(bool(task.is_correct(answer, r)) for r in labelled) / len(references)
+
+
+def _add_pools(
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    seed_of: dict[str, int],
+    rows: dict[tuple[str, str], TaskMethod],
+    tasks: dict[tuple[str, str], Any],
+) -> None:
+    """Each seed's distillation pool summarised as its stage's metadata does (``curate.pool_summary``)."""
+    if not _has_table(con, "curated_pool"):
+        return
+    pool = con.execute(
+        "SELECT c.experiment, c.task, c.method, c.input_id, c.answer, c.votes::VARCHAR, c.kept, i.reference "
+        "FROM curated_pool c LEFT JOIN inputs i USING (experiment, task, input_id) "
+        "WHERE list_contains(?, c.experiment) ORDER BY ALL",
+        [names],
+    ).fetchall()
+    grouped: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+    for name, task, method, *rest in pool:
+        grouped.setdefault((name, task, method), []).append(tuple(rest))
+    for (name, task, method), members in grouped.items():
+        row = rows.get((task, method))
+        if row is None or (name, task) not in tasks:
+            continue
+        pool_rows = [{"input_id": i, "answer": a, "votes": v, "kept": k} for i, a, v, k, _ in members]
+        references = {i: reference for i, _, _, _, reference in members}
+        row.pools[seed_of[name]] = pool_summary(tasks[(name, task)], pool_rows, references)
 
 
 def _add_evaluation_rows(

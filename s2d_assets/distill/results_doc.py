@@ -9,11 +9,14 @@ together: an experiment with ``seeds`` has one replicate per seed (``distill/rep
 - Full experiments (with evaluation rows): per task, method and system the accuracy as mean ±
   sample standard deviation over the seeds, n (items per seed × seeds), mean generated tokens,
   the majority-class rate of the eval split beside it, and the system's answer distribution;
-  then the paired differences (System 2 − System 1, distilled − System 1, distilled − System 2)
-  over the pooled items with their standard errors.
+  what was read of its answers beside accuracy (``reading.py``: accuracy on the parsed answers,
+  parsed, truncated, unparsed but not truncated); then the paired differences (System 2 − System 1,
+  distilled − System 1, distilled − System 2) over the pooled items with their standard errors, and
+  each seed's pool (``results_pools.py``).
 - Sweeps (eval generations only, ``distill/sweep.py``): per setting and method System 1 and
-  System 2 accuracy with binomial standard errors over the pooled items, the paired gap and
-  whether it exceeds two standard errors.
+  System 2 accuracy with binomial standard errors over the pooled items, System 2's accuracy on
+  its parsed answers, parsed and truncated shares, the paired gap and whether it exceeds two
+  standard errors.
 - Against the paper: each row beside the figure the paper reports for the same cell, where one
   is cited in this repository; otherwise the paper's table is named, never a number guessed.
 
@@ -38,6 +41,7 @@ import duckdb
 from s2d_assets.config.experiment import PROJECT_ROOT, load_experiment
 from s2d_assets.core.errors import UserError
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.distill.reading import READ_NOTE
 from s2d_assets.distill.results_blocks import display_path, experiment_block, paper_block, sweep_block
 from s2d_assets.distill.results_coconut import coconut_block, collect_coconut
 from s2d_assets.distill.results_data import (
@@ -70,6 +74,7 @@ def header_block(
         "answer has learnt the label prior, not the task. Differences are paired over the same items, with "
         "their standard error (se: the larger of the one over the items and the one over the seeds); "
         "**(> 2 se)** marks a difference beyond two standard errors.",
+        f"- Accuracy counts an answer the task's parser could not read as wrong. {READ_NOTE}",
     ]
     return "\n".join(lines)
 
