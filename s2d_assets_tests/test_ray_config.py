@@ -69,7 +69,12 @@ def test_ray_settings_never_move_code_versions_except_the_processor(tmp_path: Pa
     assert version(on_ray) == version(local)
     assert TransformersEngineSpec(**on_ray).producer == TransformersEngineSpec(**local).producer
     # ray.data.llm's processors are other implementations: another producer, another code version.
-    openai = {"kind": "openai_compat", "base_url": "http://127.0.0.1:8080/v1", "model": "m", "assistant_prefix": "prefill"}
+    openai = {
+        "kind": "openai_compat",
+        "base_url": "http://127.0.0.1:8080/v1",
+        "model": "m",
+        "assistant_prefix": "prefill",
+    }
     assert version({**openai, "executor": "ray"}) != version(openai)
     assert version({**openai, "executor": "ray", "ray": {"replicas": 2}}) == version({**openai, "executor": "ray"})
     vllm = {"kind": "vllm", "executor": "ray"}
@@ -231,7 +236,9 @@ def test_vllm_rows_carry_each_samples_own_sampling(tiny_model_dir: Path) -> None
     assert row["sampling_params"] == {"seed": 2**40 + 7, "temperature": 0.7, "top_p": 0.95, "max_tokens": 96, "n": 1}
     assert row["model"] == "/ckpt/abc"  # the LoRA adapter, loaded by path
     greedy = GenerationRequest.user("q", SamplingParams(0.0, 1.0, 8), sample_idx=1, seed=5)
-    assert vllm_row(None, model)({"sample_id": "g", "request": greedy.request_json()})["sampling_params"]["seed"] is None
+    assert (
+        vllm_row(None, model)({"sample_id": "g", "request": greedy.request_json()})["sampling_params"]["seed"] is None
+    )
     # A continuation leaves the assistant's message open, as LLM.chat(continue_final_message=True) does.
     turn = (("user", "Is the coin still heads up?"), ("assistant", "Let me see.\nTherefore, the answer (yes or no) is"))
     going_on = GenerationRequest(turn, SamplingParams(0.0, 1.0, 8))

@@ -303,7 +303,7 @@ def chat_body(spec: OpenAICompatEngineSpec, request: GenerationRequest, n: int) 
     if request.continuation:
         if spec.assistant_prefix == "none":
             raise ValueError(
-                f"{spec.base_url}: engine.assistant_prefix is 'none', so the server cannot continue an assistant message"
+                f"{spec.base_url}: engine.assistant_prefix is 'none': the server cannot continue an assistant turn"
             )
         if spec.assistant_prefix == "continue_final_message":
             body |= {"continue_final_message": True, "add_generation_prompt": False}

@@ -108,12 +108,15 @@ class MethodDefinition:
         seen = {*BASE_FIELDS, *self.slots}
         turns: set[str] = set()  # LLM steps whose turn a later step may continue
         for step in self.steps:
-            if isinstance(step, Step) and step.continues is not None:
-                if step.continues not in turns or step.for_each is not None:
-                    raise ValueError(
-                        f"method {self.kind}: step {step.name!r} continues {step.continues!r}, which is not an "
-                        "earlier LLM step of one call per chain that is not itself a continuation"
-                    )
+            if (
+                isinstance(step, Step)
+                and step.continues is not None
+                and (step.continues not in turns or step.for_each is not None)
+            ):
+                raise ValueError(
+                    f"method {self.kind}: step {step.name!r} continues {step.continues!r}, which is not an "
+                    "earlier LLM step of one call per chain that is not itself a continuation"
+                )
             if isinstance(step, Step) and step.for_each is None and step.continues is None:
                 turns.add(step.name)
             if isinstance(step, Compute):

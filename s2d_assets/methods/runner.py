@@ -63,7 +63,7 @@ class ChainResult:
 
     @property
     def finish_reason(self) -> str | None:
-        """"length" if any LLM step was cut at its budget, "stop" if every one stopped, else None (unknown)."""
+        """ "length" if any LLM step was cut at its budget, "stop" if every one stopped, else None (unknown)."""
         return chain_finish_reason([step["finish_reason"] for step in self.steps if "finish_reason" in step])
 
 
@@ -87,7 +87,9 @@ def run_method(
     """Every chain through the method; ``answer_format`` is the task's answer-set phrase (``Task.answer_format``)."""
     if method.slots:
         raise ValueError(f"method {method.kind}: slot(s) {list(method.slots)} must be bound before running")
-    results = [ChainResult(chain, fields={"question": chain.question, "answer_format": answer_format}) for chain in chains]
+    results = [
+        ChainResult(chain, fields={"question": chain.question, "answer_format": answer_format}) for chain in chains
+    ]
     for step in method.steps:
         if isinstance(step, Compute):
             for result in results:
