@@ -20,7 +20,12 @@ from s2d_assets.engines.vllm_engine import (
 )
 from s2d_assets_tests.conftest import tiny_experiment_data
 
-OPENAI = {"kind": "openai_compat", "base_url": "http://127.0.0.1:8080/v1", "model": "smollm2"}
+OPENAI = {
+    "kind": "openai_compat",
+    "base_url": "http://127.0.0.1:8080/v1",
+    "model": "smollm2",
+    "assistant_prefix": "prefill",  # RaR answers in the assistant's turn
+}
 VLLM = {"kind": "vllm", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85}
 
 

@@ -48,7 +48,7 @@ def test_a_constant_answer_model_fires_the_collapse_check_and_an_empty_pool_is_u
 ) -> None:
     def respond(request: GenerationRequest) -> str:
         # System 2 never gives a parsable answer (the pool stays empty); System 1 always says "yes".
-        return "hmm, hard to say" if "Rephrase and expand" in request.messages[-1][1] else "yes"
+        return "hmm, hard to say" if "Rephrase and expand" in request.messages[0][1] else "yes"
 
     ctx = _run(tmp_path, tiny_model_dir, respond)
     # How System 1's answers ended, as an engine records it: the first three cut off at the budget.

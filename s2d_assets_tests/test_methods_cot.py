@@ -15,9 +15,8 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 def test_zero_shot_prompts_and_the_extraction_step_sees_the_reasoning() -> None:
     reason, extract = method_definition("cot_zero_shot").steps
     assert reason.render(QUESTION, {}) == f"{QUESTION}\nLet's think step by step."
-    assert extract.render(QUESTION, {"reason": "3 + 4 = 7."}) == (
-        f"{QUESTION}\nLet's think step by step.\n3 + 4 = 7.\nTherefore, the final answer is"
-    )
+    assert extract.continues == "reason"
+    assert extract.render(QUESTION, {"answer_format": "(a number)"}) == "Therefore, the answer (a number) is"
 
     def respond(request):  # type: ignore[no-untyped-def]
         content = request.messages[-1][1]
@@ -27,11 +26,18 @@ def test_zero_shot_prompts_and_the_extraction_step_sees_the_reasoning() -> None:
 
     engine = ScriptedEngine(respond)
     chains = [Chain("q", QUESTION, 0, s) for s in range(2)]
-    results = run_method(method_definition("cot_zero_shot"), chains, engine, temperature=0.7, top_p=0.9, seed=0)
+    method = method_definition("cot_zero_shot")
+    results = run_method(method, chains, engine, temperature=0.7, top_p=0.9, seed=0, answer_format="(a number)")
     assert [len(batch) for batch in engine.calls] == [2, 2]
     assert [r.output for r in results] == ["seven", "7"]
-    # Step 2 of sample j saw exactly sample j's reasoning.
-    assert "(sample 1)" in results[1].steps[1]["prompt"]
+    # Step 2 of sample j continues sample j's own reasoning turn, ending with the task's cue.
+    assert engine.calls[1][1].messages == (
+        ("user", f"{QUESTION}\nLet's think step by step."),
+        ("assistant", "He has 3 + 4 = 7 apples (sample 1).\nTherefore, the answer (a number) is"),
+    )
+    assert engine.calls[1][1].continuation and not engine.calls[0][1].continuation
+    assert results[1].steps[1]["prompt"].startswith("He has 3 + 4 = 7 apples (sample 1).")
+    assert results[1].steps[1]["continues"] == "reason"
     assert results[1].completion_tokens == sum(s["completion_tokens"] for s in results[1].steps)
 
 

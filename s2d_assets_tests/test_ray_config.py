@@ -69,7 +69,12 @@ def test_ray_settings_never_move_code_versions_except_the_processor(tmp_path: Pa
     assert version(on_ray) == version(local)
     assert TransformersEngineSpec(**on_ray).producer == TransformersEngineSpec(**local).producer
     # ray.data.llm's processors are other implementations: another producer, another code version.
-    openai = {"kind": "openai_compat", "base_url": "http://127.0.0.1:8080/v1", "model": "m"}
+    openai = {
+        "kind": "openai_compat",
+        "base_url": "http://127.0.0.1:8080/v1",
+        "model": "m",
+        "assistant_prefix": "prefill",
+    }
     assert version({**openai, "executor": "ray"}) != version(openai)
     assert version({**openai, "executor": "ray", "ray": {"replicas": 2}}) == version({**openai, "executor": "ray"})
     vllm = {"kind": "vllm", "executor": "ray"}
@@ -137,7 +142,7 @@ def test_http_rows_are_the_in_process_engines_requests() -> None:
     spec = OpenAICompatEngineSpec(kind="openai_compat", base_url="http://127.0.0.1:8080/v1/", model="smollm2")
     engine = OpenAICompatEngine(spec, "f")
     try:
-        assert http_body("smollm2", REQUEST) == engine._body(REQUEST, n=1)
+        assert http_body(spec, REQUEST) == engine._body(REQUEST, n=1)
     finally:
         engine.close()
     good = {"choices": [{"index": 0, "message": {"content": " Yes. "}, "finish_reason": "stop"}], "usage": {
@@ -213,7 +218,9 @@ def test_vllm_processor_configuration_from_the_experiment_file_field_by_field(tm
         "accelerator_type",
         "should_continue_on_error",
         "placement_group_config",
+        "chat_template_stage",
     }
+    assert kwargs["chat_template_stage"] is False  # rows arrive rendered (vllm_row)
     # Pipeline parallel: each replica spans tensor x pipeline GPUs; a GPU count that disagrees is refused.
     two_stage = spec.model_copy(update={"ray": spec.ray.model_copy(update={"pipeline_parallel_size": 2})})
     assert vllm_processor_kwargs(two_stage, "m")["engine_kwargs"]["pipeline_parallel_size"] == 2
@@ -222,13 +229,21 @@ def test_vllm_processor_configuration_from_the_experiment_file_field_by_field(tm
         vllm_processor_kwargs(wrong, "m")
 
 
-def test_vllm_rows_carry_each_samples_own_sampling() -> None:
-    row = vllm_row("/ckpt/abc")({"sample_id": "k", "request": REQUEST.request_json()})
-    assert row["messages"] == [{"role": "user", "content": "Is the coin still heads up?"}]
+def test_vllm_rows_carry_each_samples_own_sampling(tiny_model_dir: Path) -> None:
+    model = str(tiny_model_dir)
+    row = vllm_row("/ckpt/abc", model)({"sample_id": "k", "request": REQUEST.request_json()})
+    assert row["prompt"] == "<|im_start|>user\nIs the coin still heads up?<|im_end|>\n<|im_start|>assistant\n"
     assert row["sampling_params"] == {"seed": 2**40 + 7, "temperature": 0.7, "top_p": 0.95, "max_tokens": 96, "n": 1}
     assert row["model"] == "/ckpt/abc"  # the LoRA adapter, loaded by path
     greedy = GenerationRequest.user("q", SamplingParams(0.0, 1.0, 8), sample_idx=1, seed=5)
-    assert vllm_row(None)({"sample_id": "g", "request": greedy.request_json()})["sampling_params"]["seed"] is None
+    assert (
+        vllm_row(None, model)({"sample_id": "g", "request": greedy.request_json()})["sampling_params"]["seed"] is None
+    )
+    # A continuation leaves the assistant's message open, as LLM.chat(continue_final_message=True) does.
+    turn = (("user", "Is the coin still heads up?"), ("assistant", "Let me see.\nTherefore, the answer (yes or no) is"))
+    going_on = GenerationRequest(turn, SamplingParams(0.0, 1.0, 8))
+    rendered = vllm_row(None, model)({"sample_id": "c", "request": going_on.request_json()})["prompt"]
+    assert rendered.endswith("<|im_start|>assistant\nLet me see.\nTherefore, the answer (yes or no) is")
     done = from_vllm_row({"sample_id": "k", "generated_text": " B ", "num_input_tokens": 9, "num_generated_tokens": 3,
                           "time_taken_llm": 0.5, "__inference_error__": ""})  # fmt: skip
     assert (done["output"], done["prompt_tokens"], done["completion_tokens"], done["error"]) == ("B", 9, 3, None)

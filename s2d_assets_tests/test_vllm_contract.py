@@ -146,6 +146,18 @@ def test_completion_tokens_count_eos_and_truncation_is_recorded(vllm: ModuleType
     assert llm_engine.stats.as_metadata() == {"vllm_samples": 12, "vllm_requests": 12, "vllm_truncated": len(truncated)}
 
 
+def test_a_continuation_reaches_llm_chat_with_continue_final_message(vllm: ModuleType) -> None:
+    # Before: every chat opened a new assistant turn, so the answer cue was closed and answered afresh.
+    turn = (("user", "q"), ("assistant", "reasoning\nTherefore, the answer (yes or no) is"))
+    continued = GenerationRequest(turn, GREEDY)
+    fresh = GenerationRequest.user("q", GREEDY)
+    completions = engine(SPEC).generate([fresh, continued, fresh])
+    calls = state(vllm).calls
+    assert [(c["add_generation_prompt"], c["continue_final_message"]) for c in calls] == [(True, False), (False, True)]
+    assert calls[1]["conversations"] == [[{"role": role, "content": text} for role, text in turn]]
+    assert len(completions) == 3 and completions[0] == completions[2] != completions[1]
+
+
 def test_system2_and_distilled_engines_share_one_llm(vllm: ModuleType, tmp_path: Path) -> None:
     # Before: the evaluation built a second LLM for the distilled model on the same GPUs.
     ckpt = adapter(tmp_path / "checkpoints" / "rar_1step")

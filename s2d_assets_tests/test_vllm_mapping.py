@@ -15,7 +15,7 @@ from s2d_assets.config import engine as engine_config
 from s2d_assets.config.engine import VLLM_LORA_RANKS, VLLMEngineSpec
 from s2d_assets.config.experiment import ExperimentError, parse_experiment
 from s2d_assets.engines.base import Completion, GenerationRequest, SamplingParams, derive_seed
-from s2d_assets.engines.vllm_engine import check_adapter, engine_args, lora_args, plan_chat
+from s2d_assets.engines.vllm_engine import check_adapter, engine_args, lora_args, plan_chat, plan_chats
 from s2d_assets_tests.conftest import tiny_experiment_data
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,6 +60,19 @@ def test_greedy_samples_go_out_once_with_n_1() -> None:
     # Different greedy settings are different requests.
     shorter = GenerationRequest.user("q", SamplingParams(0.0, 1.0, 8))
     assert len(plan_chat([*requests, shorter]).rows) == 3
+
+
+def test_continuations_go_out_in_their_own_chat_call_that_continues_the_final_message() -> None:
+    turn = (("user", "q"), ("assistant", "so the answer (yes or no) is"))
+    continued = GenerationRequest(turn, GREEDY)
+    requests = [*samples("q", GREEDY, 2), continued]
+    (fresh_rows, fresh), (continued_rows, going_on) = plan_chats(requests)
+    assert (fresh_rows, continued_rows) == ([0, 1], [2])
+    assert fresh.template_kwargs() == {"add_generation_prompt": True, "continue_final_message": False}
+    assert going_on.template_kwargs() == {"add_generation_prompt": False, "continue_final_message": True}
+    assert going_on.conversations == [[{"role": "user", "content": "q"}, {"role": "assistant", "content": turn[1][1]}]]
+    with pytest.raises(ValueError, match="plan them apart"):
+        plan_chat(requests)
 
 
 def test_every_sampled_request_carries_its_own_seed() -> None:

@@ -38,7 +38,7 @@ STAND_IN = Path(__file__).parent / "fake_vllm" / "vllm"
 WHEEL_DIR = ROOT / ".venv" / "wheels"
 FETCH = f"make vllm-wheel (or: pip download vllm=={TESTED_VLLM_VERSION} --no-deps -d {WHEEL_DIR})"
 # The keywords VLLMEngine.generate passes to LLM.chat.
-CHAT_KEYWORDS = {"sampling_params", "lora_request", "add_generation_prompt", "use_tqdm"}
+CHAT_KEYWORDS = {"sampling_params", "lora_request", "add_generation_prompt", "continue_final_message", "use_tqdm"}
 
 
 def wheel_path() -> Path | None:

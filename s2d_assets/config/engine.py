@@ -113,6 +113,11 @@ class _Spec(Strict):
     def check_experiment(self, temperatures: Mapping[str, float], lora_ranks: Mapping[str, int]) -> None:
         """Refuse settings this engine would reject at run time (keys are the experiment's field paths)."""
 
+    def continuation_problem(self) -> str | None:
+        """Why this engine cannot continue a final assistant message (a method's answer stage in the
+        assistant's own turn); None when it can."""
+        return None
+
 
 class TransformersEngineSpec(_Spec):
     """transformers on CPU (or any torch device): the embedded default."""
@@ -144,6 +149,22 @@ class OpenAICompatEngineSpec(_Spec):
     use_n: Literal["auto", "always", "never"] = Field(
         "auto", description="ask for N samples in one request (auto: try it, fall back to one request per sample)"
     )
+    assistant_prefix: Literal["none", "continue_final_message", "prefill"] = Field(
+        "none",
+        exclude_if=lambda v: v == "none",
+        description="how the server continues a final assistant message (answer stages in the assistant's own "
+        "turn): continue_final_message (vLLM serve: continue_final_message=true, add_generation_prompt=false), "
+        "prefill (the server continues a final assistant message itself: llama.cpp's server), none (it cannot: "
+        "methods that need it are refused)",
+    )
+
+    def continuation_problem(self) -> str | None:
+        if self.assistant_prefix == "none":
+            return (
+                "engine.assistant_prefix is 'none'; set it to continue_final_message (vLLM serve) or prefill "
+                "(llama.cpp's server) if the server continues a final assistant message"
+            )
+        return None
 
 
 # What vLLM accepts, mirrored so a bad setting is refused when the experiment loads (the signature

@@ -262,6 +262,20 @@ class Experiment(Strict):
         return self
 
     @model_validator(mode="after")
+    def _engine_continues_assistant_turns(self) -> Experiment:
+        """A method whose answer stage continues the assistant's turn needs an engine that can render it."""
+        from s2d_assets.methods import method_definition
+
+        problem = self.engine.continuation_problem()
+        for name, spec in self.methods.items():
+            if problem and method_definition(spec.kind).needs_continuation:
+                raise ValueError(
+                    f"methods.{name}: {spec.kind} answers in the assistant's own turn, which engine kind "
+                    f"{self.engine.kind!r} cannot continue here: {problem}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _perturbation_filters_need_perturbations(self) -> Experiment:
         for name in self.methods:
             if self.curation_for(name).filter not in ("perturbation", "combined"):

@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS llm_cache (
     output VARCHAR NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER,
     seconds DOUBLE, created_at TIMESTAMP DEFAULT current_timestamp
 );
+-- Why generation stopped ("stop", "length"; NULL unknown). Rows cached before it was recorded get "length"
+-- once, where they spent their request's whole budget (``_migrate``); the rest stay NULL.
+ALTER TABLE llm_cache ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
 CREATE TABLE IF NOT EXISTS evaluations (
     experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
     split VARCHAR NOT NULL, n INTEGER, accuracy DOUBLE, mean_tokens DOUBLE, seconds_per_item DOUBLE,
@@ -272,12 +275,21 @@ def _is_corrupt(error: Exception) -> bool:
     )
 
 
+# Cache rows from before ``finish_reason``: "length" where the completion spent its request's whole budget
+# (as ``engines.base.known_finish_reason`` infers it); the rest stay NULL (unknown).
+BACKFILL_FINISH_REASON = (
+    "UPDATE llm_cache SET finish_reason = 'length' WHERE finish_reason IS NULL "
+    "AND completion_tokens >= CAST(json_extract(request, '$.max_new_tokens') AS INTEGER)"
+)
+
+
 def _migrate(con: duckdb.DuckDBPyConnection) -> bool:
     """Bring the file to the current schema, from one listing of its tables; returns whether rows changed.
 
     A warehouse written before rows carried their experiment has its tables recreated and its rows
     moved under ``LEGACY_EXPERIMENT``; one from before ``answer_counts`` gets the counts of its
-    generations. Both in one transaction; a current warehouse only runs the (idempotent) schema.
+    generations; one from before ``llm_cache.finish_reason`` gets it inferred where it can be
+    (``BACKFILL_FINISH_REASON``). All in one transaction; a current warehouse only runs the (idempotent) schema.
     """
     columns = dict(
         con.execute(
@@ -287,7 +299,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> bool:
     )
     legacy = [table for table, names in columns.items() if table in EXPERIMENT_TABLES and "experiment" not in names]
     uncounted = "answer_counts" not in columns
-    if not legacy and not uncounted:
+    unreasoned = "llm_cache" in columns and "finish_reason" not in columns["llm_cache"]
+    if not legacy and not uncounted and not unreasoned:
         con.execute(SCHEMA)
         return False
     con.execute("BEGIN TRANSACTION")
@@ -302,6 +315,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> bool:
             con.execute(f"DROP TABLE {table}_legacy")
         if uncounted:
             recount_answers(con, "TRUE", [])
+        if unreasoned:
+            con.execute(BACKFILL_FINISH_REASON)
     except BaseException:
         con.execute("ROLLBACK")
         raise

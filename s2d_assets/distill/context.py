@@ -140,8 +140,9 @@ class StageContext:
                 "completion_tokens": [r.completion_tokens for r in results],
                 "seconds": [r.seconds for r in results],
                 "cache_key": [r.cache_key for r in results],
+                "finish_reason": [r.finish_reason for r in results],  # "length": some step was cut at its budget
             },
-            schema_overrides={"answer": pl.String},
+            schema_overrides={"answer": pl.String, "finish_reason": pl.String},
         )
         where = {"task": task_name, "method": method, "system": system, "split": split}
         self.warehouse.replace_rows("generations", where, frame)

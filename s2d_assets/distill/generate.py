@@ -38,7 +38,14 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
     engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}")
     sampling = ctx.experiment.sampling
     results = run_method(
-        method, chains, engine, sampling.temperature, sampling.top_p, ctx.experiment.seed, engine.model_fingerprint
+        method,
+        chains,
+        engine,
+        sampling.temperature,
+        sampling.top_p,
+        ctx.experiment.seed,
+        engine.model_fingerprint,
+        task.answer_format,
     )
     answers = [task.parse_answer(r.output, metas[(r.chain.input_id, r.chain.variant_id)]) for r in results]
     frame = ctx.store_generations(task_name, method_name, "system2", TRAIN, results, answers)
@@ -84,6 +91,7 @@ def answer_eval_split(
         ctx.experiment.sampling.top_p,
         ctx.experiment.seed,
         engine.model_fingerprint,
+        task.answer_format,
     )
     answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
     frame = ctx.store_generations(task_name, method_name, system, EVAL, results, answers)

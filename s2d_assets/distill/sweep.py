@@ -28,7 +28,7 @@ from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import answer_eval_split, generate_system1_baseline
 from s2d_assets.distill.inputs import write_inputs
 from s2d_assets.distill.replicates import replicate_contexts
-from s2d_assets.methods.runner import Chain, ChainResult, run_method
+from s2d_assets.methods.runner import Chain, ChainResult, chain_finish_reason, run_method
 from s2d_assets.tasks import EVAL
 
 SELF_CONSISTENCY = "system2_sc"  # the system name of a self-consistent System 2 (plurality of N samples)
@@ -81,7 +81,14 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
     sampling = ctx.experiment.sampling
     chains = [Chain(item["input_id"], item["prompt"], 0, sample) for item in items for sample in range(n)]
     results = run_method(
-        method, chains, engine, sampling.temperature, sampling.top_p, ctx.experiment.seed, engine.model_fingerprint
+        method,
+        chains,
+        engine,
+        sampling.temperature,
+        sampling.top_p,
+        ctx.experiment.seed,
+        engine.model_fingerprint,
+        task.answer_format,
     )
     voted: list[ChainResult] = []
     answers: list[str | None] = []
@@ -98,6 +105,7 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
             "prompt_tokens": sum(r.prompt_tokens for r in samples),
             "completion_tokens": sum(r.completion_tokens for r in samples),
             "seconds": sum(r.seconds for r in samples),
+            "finish_reason": chain_finish_reason([r.finish_reason for r in samples]),  # any sample truncated
         }
         voted.append(ChainResult(Chain(item["input_id"], item["prompt"]), steps=[step]))
         answers.append(winner)

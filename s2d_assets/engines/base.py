@@ -52,6 +52,15 @@ class GenerationRequest:
     def user(cls, content: str, params: SamplingParams, sample_idx: int = 0, seed: int = 0) -> GenerationRequest:
         return cls(messages=(("user", content),), params=params, sample_idx=sample_idx, seed=seed)
 
+    @property
+    def continuation(self) -> bool:
+        """A chat whose last message is the assistant's: the model continues that message (no new turn).
+
+        Every engine renders it so: transformers' ``continue_final_message``, vLLM's ``LLM.chat(...,
+        continue_final_message=True)``, an OpenAI-compatible server's assistant prefix (``engine.assistant_prefix``).
+        """
+        return self.messages[-1][0] == "assistant"
+
     def as_json(self) -> dict[str, object]:
         return {
             "messages": [{"role": role, "content": content} for role, content in self.messages],
@@ -76,9 +85,22 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float = 0.0  # share of the batch's wall time; kept in the cache so reports survive hits
-    # Why generation stopped, where the engine says ("stop", or "length" when cut at the token budget);
-    # None when unknown (engines that do not report it, and cache hits).
+    # Why generation stopped: "stop" (a stop token), or "length" when cut at the token budget without one;
+    # None when unknown (a server that does not say, a cache row written before it was recorded).
     finish_reason: str | None = None
+
+
+def known_finish_reason(request: GenerationRequest, completion: Completion) -> str | None:
+    """The completion's finish_reason, or "length" inferred where it spent the whole budget.
+
+    For producers that do not report it (e.g. ray.data.llm's vLLM processor): a completion that used
+    ``max_new_tokens`` tokens was cut there (or emitted its stop token as the very last one, which this
+    cannot tell apart); one below the budget stays unknown (None), since not every producer counts its
+    tokens exactly.
+    """
+    if completion.finish_reason is not None:
+        return completion.finish_reason
+    return "length" if completion.completion_tokens >= request.params.max_new_tokens else None
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 from tqdm.auto import tqdm
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from s2d_assets.core.faults import fault_point
 from s2d_assets.core.progress import count_generations, report
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.engines.base import Completion, Engine, GenerationRequest
+from s2d_assets.engines.base import Completion, Engine, GenerationRequest, known_finish_reason
 from s2d_assets.engines.remote import FAILED_COMPLETION, RemoteGenerator
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,12 @@ class GenerationCache:
         with self.warehouse.connect() as con:
             con.register("wanted", wanted)
             found = con.execute(
-                "SELECT c.cache_key, c.output, c.prompt_tokens, c.completion_tokens, c.seconds "
+                "SELECT c.cache_key, c.output, c.prompt_tokens, c.completion_tokens, c.seconds, c.finish_reason "
                 "FROM llm_cache c JOIN wanted USING (cache_key)"
             ).fetchall()
         return {
-            key: Completion(text=out, prompt_tokens=pt, completion_tokens=ct, seconds=sec or 0.0)
-            for key, out, pt, ct, sec in found
+            key: Completion(text=out, prompt_tokens=pt, completion_tokens=ct, seconds=sec or 0.0, finish_reason=fr)
+            for key, out, pt, ct, sec, fr in found
         }
 
     def store(self, model: str, entries: Sequence[tuple[str, GenerationRequest, Completion]]) -> None:
@@ -84,15 +84,17 @@ class GenerationCache:
                 "prompt_tokens": [c.prompt_tokens for _, _, c in entries],
                 "completion_tokens": [c.completion_tokens for _, _, c in entries],
                 "seconds": [c.seconds for _, _, c in entries],
+                "finish_reason": [c.finish_reason for _, _, c in entries],
             },
-            schema_overrides={"prompt_tokens": pl.Int32, "completion_tokens": pl.Int32},
+            schema_overrides={"prompt_tokens": pl.Int32, "completion_tokens": pl.Int32, "finish_reason": pl.String},
         )
         with self.warehouse.transaction() as con:
             con.register("batch", frame)
             con.execute(
                 "INSERT OR IGNORE INTO llm_cache "
-                "(cache_key, model, request, output, prompt_tokens, completion_tokens, seconds) "
-                "SELECT cache_key, model, request, output, prompt_tokens, completion_tokens, seconds FROM batch"
+                "(cache_key, model, request, output, prompt_tokens, completion_tokens, seconds, finish_reason) "
+                "SELECT cache_key, model, request, output, prompt_tokens, completion_tokens, seconds, finish_reason "
+                "FROM batch"
             )
 
     def record_failures(self, model: str, stage: str, failures: Sequence[tuple[str, GenerationRequest, str]]) -> None:
@@ -188,11 +190,14 @@ class CachedEngine:
         lost = set(missing) - set(result.completions) - set(result.failures)
         if lost:
             raise RuntimeError(f"{self.description}: the generation job returned no row for {len(lost)} request(s)")
-        self.cache.store(self.model_fingerprint, [(key, missing[key], c) for key, c in result.completions.items()])
+        completions = {  # a remote processor that does not say why it stopped: inferred from the budget
+            key: replace(c, finish_reason=known_finish_reason(missing[key], c)) for key, c in result.completions.items()
+        }
+        self.cache.store(self.model_fingerprint, [(key, missing[key], c) for key, c in completions.items()])
         failures = [(key, missing[key], error) for key, error in result.failures.items()]
         self.cache.record_failures(self.model_fingerprint, self.description, failures)
         result.finish()  # staged results are in the warehouse now
-        found.update(result.completions)
+        found.update(completions)
         found.update({key: FAILED_COMPLETION for key in result.failures})
         self.stats.batches += 1
         self.stats.failed += len(failures)

@@ -125,7 +125,13 @@ class TransformersEngine:
         return ids
 
     def render(self, request: GenerationRequest) -> str:
+        """The chat as the model's chat template renders it: a new assistant turn opened, or, for a
+        continuation (last message the assistant's), that message left open for the model to go on."""
         messages = [{"role": role, "content": content} for role, content in request.messages]
+        if request.continuation:
+            return self.tokenizer.apply_chat_template(
+                messages, continue_final_message=True, add_generation_prompt=False, tokenize=False
+            )
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
@@ -154,6 +160,8 @@ class TransformersEngine:
                 prompt_tokens=prompt_tokens[index],
                 completion_tokens=len(tokens),
                 seconds=seconds,
+                # cut at max_new_tokens unless its last token is a stop token
+                finish_reason="stop" if tokens and tokens[-1] in self.stop_ids else "length",
             )
             for index, tokens in enumerate(outputs)
         ]

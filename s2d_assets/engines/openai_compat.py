@@ -53,6 +53,8 @@ from s2d_assets.engines.openai_responses import (
 if TYPE_CHECKING:
     from s2d_assets.config.engine import OpenAICompatEngineSpec
 
+# Body fields beyond OpenAI's API (vLLM serve's chat-template switches), sent through the client's extra_body.
+EXTRA_BODY_FIELDS = frozenset({"continue_final_message", "add_generation_prompt"})
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 CONNECT_TIMEOUT_S = 10.0  # connecting to a server that is up takes milliseconds
 MAX_RETRY_WAIT_S = 30.0  # the longest single wait between two attempts, Retry-After included
@@ -200,16 +202,7 @@ class OpenAICompatEngine:
         return None
 
     def _body(self, request: GenerationRequest, n: int) -> dict[str, Any]:
-        params = request.params
-        return {
-            "model": self.spec.model,
-            "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_new_tokens,
-            "seed": request.seed % (2**31),  # servers take 32-bit seeds
-            "n": n,
-        }
+        return chat_body(self.spec, request, n)
 
     # -- HTTP with bounded retries ---------------------------------------------------------------
     def _post(self, body: dict[str, Any]) -> list[ParsedChoice]:
@@ -244,7 +237,11 @@ class OpenAICompatEngine:
 
     def _attempt(self, body: dict[str, Any]) -> list[ParsedChoice] | _Failure:
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**body, extra_headers=self._headers)
+            standard = {key: value for key, value in body.items() if key not in EXTRA_BODY_FIELDS}
+            extra = {key: value for key, value in body.items() if key in EXTRA_BODY_FIELDS} or None
+            raw = self._client.chat.completions.with_raw_response.create(
+                **standard, extra_body=extra, extra_headers=self._headers
+            )
         except openai.APITimeoutError as error:
             return _Failure(
                 f"no response in time ({cause(error)}; timeouts: connect {self.connect_timeout_s:g} s, "
@@ -283,3 +280,31 @@ def _setting(explicit: float | None, spec: object, field: str, default: float) -
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"engine.{field}: expected a finite number >= 0, got {value!r}")
     return value
+
+
+def chat_body(spec: OpenAICompatEngineSpec, request: GenerationRequest, n: int) -> dict[str, Any]:
+    """The chat-completions JSON body of one request (``n`` samples), as the server receives it.
+
+    A continuation (the last message the assistant's) is sent as ``engine.assistant_prefix`` says:
+    with vLLM serve's ``continue_final_message`` / ``add_generation_prompt`` switches, or as it is, for a
+    server that continues a final assistant message itself (llama.cpp's server). An engine configured
+    with ``none`` never gets one: the experiment is refused at load.
+    """
+    params = request.params
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "messages": [{"role": role, "content": content} for role, content in request.messages],
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_tokens": params.max_new_tokens,
+        "seed": request.seed % (2**31),  # servers take 32-bit seeds
+        "n": n,
+    }
+    if request.continuation:
+        if spec.assistant_prefix == "none":
+            raise ValueError(
+                f"{spec.base_url}: engine.assistant_prefix is 'none': the server cannot continue an assistant turn"
+            )
+        if spec.assistant_prefix == "continue_final_message":
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
+    return body

@@ -5,7 +5,9 @@ One per engine kind, chosen by ``process``:
 - ``transformers``: ``map_batches`` with a class (``EngineReplica``), so each replica is one actor
   that loads the model once and runs the project's own engine (the in-process producer).
 - ``vllm``: ``ray.data.llm``'s vLLM processor (``vLLMEngineProcessorConfig``) on GPUs, with tensor
-  and pipeline parallelism inside each replica. Needs the ``gpu`` extra.
+  and pipeline parallelism inside each replica. Needs the ``gpu`` extra. Each row's chat is rendered
+  here with the model's chat template (``render_chat``, as ``LLM.chat`` does), so a continuation leaves
+  the final assistant message open, which the processor's own chat-template stage would close.
 - ``openai_compat``: ``ray.data.llm``'s HTTP processor (``HttpRequestProcessorConfig``) against the
   server. Needs ``ray.data.llm``, which imports aiohttp.
 
@@ -19,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +128,34 @@ def vllm_processor_kwargs(spec: VLLMEngineSpec, model: str, adapter_dir: Path | 
         "should_continue_on_error": ray.continue_on_error,
         # One bundle per vLLM worker (tensor x pipeline), packed on one node when they fit.
         "placement_group_config": {"bundle_per_worker": {"GPU": 1, "CPU": 1}, "strategy": "PACK"},
+        # The chat is rendered in ``vllm_row`` (the processor's own stage would close a final assistant message).
+        "chat_template_stage": False,
     }
 
 
-def vllm_row(adapter: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A request row -> the vLLM processor's input: chat messages and this sample's sampling parameters."""
+@cache
+def _tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
+
+
+def render_chat(model: str, request: GenerationRequest) -> str:
+    """The request's chat as ``LLM.chat`` renders it (the model's chat template through transformers): a new
+    assistant turn, or for a continuation the final assistant message left open."""
+    messages = [{"role": role, "content": content} for role, content in request.messages]
+    return str(
+        _tokenizer(model).apply_chat_template(
+            messages,
+            tokenize=False,
+            add_generation_prompt=not request.continuation,
+            continue_final_message=request.continuation,
+        )
+    )
+
+
+def vllm_row(adapter: str | None, model: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A request row -> the vLLM processor's input: the rendered chat and this sample's sampling parameters."""
     from s2d_assets.engines.vllm_engine import SamplingArgs
 
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +169,7 @@ def vllm_row(adapter: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
         )
         out = {
             SAMPLE_ID: row[SAMPLE_ID],
-            "messages": [{"role": role, "content": content} for role, content in request.messages],
+            "prompt": render_chat(model, request),
             "sampling_params": asdict(sampling),
         }
         if adapter is not None:
@@ -165,7 +190,9 @@ def from_vllm_row(row: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": int(row.get("num_input_tokens") or 0),
         "completion_tokens": int(row.get("num_generated_tokens") or 0),
         "seconds": float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else 0.0,
-        "finish_reason": None,  # not reported by ray.data.llm 2.60
+        # Not reported by ray.data.llm 2.60: "length" is inferred from the request's budget where the
+        # completion spent it (engines.base.known_finish_reason, when cached); below it, unknown.
+        "finish_reason": None,
         "error": None,
     }
 
@@ -214,23 +241,16 @@ def http_processor_kwargs(spec: OpenAICompatEngineSpec) -> dict[str, Any]:
     }
 
 
-def http_body(model: str, request: GenerationRequest) -> dict[str, Any]:
-    """The chat-completions body of one sample: the in-process engine's ``n = 1`` request."""
-    params = request.params
-    return {
-        "model": model,
-        "messages": [{"role": role, "content": content} for role, content in request.messages],
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_tokens": params.max_new_tokens,
-        "seed": request.seed % (2**31),  # servers take 32-bit seeds
-        "n": 1,
-    }
+def http_body(spec: OpenAICompatEngineSpec, request: GenerationRequest) -> dict[str, Any]:
+    """The chat-completions body of one sample: the in-process engine's ``n = 1`` request (continuations too)."""
+    from s2d_assets.engines.openai_compat import chat_body
+
+    return chat_body(spec, request, n=1)
 
 
-def http_row(model: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def http_row(spec: OpenAICompatEngineSpec) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def preprocess(row: dict[str, Any]) -> dict[str, Any]:
-        return {SAMPLE_ID: row[SAMPLE_ID], "payload": http_body(model, request_from_json(row["request"]))}
+        return {SAMPLE_ID: row[SAMPLE_ID], "payload": http_body(spec, request_from_json(row["request"]))}
 
     return preprocess
 
@@ -311,7 +331,7 @@ def _vllm(dataset: Any, spec: VLLMEngineSpec, model_dir: str, adapter_dir: Path 
             check_adapter(adapter_dir, spec.max_lora_rank)
             adapter = str(adapter_dir.resolve())
     config = llm.vLLMEngineProcessorConfig(**vllm_processor_kwargs(spec, model, adapter_dir))
-    processor = llm.build_processor(config, preprocess=vllm_row(adapter))
+    processor = llm.build_processor(config, preprocess=vllm_row(adapter, model))
     return processor(dataset).map(from_vllm_row, num_cpus=0)
 
 
@@ -323,7 +343,7 @@ def _http(dataset: Any, spec: OpenAICompatEngineSpec, adapter_dir: Path | None) 
         )
     llm = _ray_data_llm()
     config = llm.HttpRequestProcessorConfig(**http_processor_kwargs(spec))
-    processor = llm.build_processor(config, preprocess=http_row(spec.model))
+    processor = llm.build_processor(config, preprocess=http_row(spec))
     return processor(dataset).map(from_http_row, num_cpus=0)
 
 

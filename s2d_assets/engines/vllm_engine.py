@@ -15,6 +15,8 @@ package that behaves like the real one (``test_vllm_contract.py``); no GPU machi
   out as one ``n = 1`` request and its completion is given to each of them.
 - **One ``LLM`` per process** (``vllm_registry.SHARED``): base-model and adapter requests share it.
 - **Truncation is recorded**: ``Completion.finish_reason`` and ``VLLMEngine.stats.truncated``.
+- **Continuations continue the assistant's message**: requests whose last message is the assistant's go
+  out in their own ``LLM.chat`` call with ``continue_final_message=True, add_generation_prompt=False``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,11 @@ class ChatPlan:
     conversations: list[list[dict[str, str]]]
     sampling: list[SamplingArgs]
     rows: list[list[int]]  # request indices answered by each conversation (several: identical greedy samples)
+    continuation: bool = False  # every conversation ends with the assistant's message, which the model continues
+
+    def template_kwargs(self) -> dict[str, bool]:
+        """How ``LLM.chat`` renders the conversations: a new assistant turn, or the final message continued."""
+        return {"add_generation_prompt": not self.continuation, "continue_final_message": self.continuation}
 
 
 @dataclass
@@ -123,7 +130,13 @@ def engine_args(spec: VLLMEngineSpec, model: str, seed: int = 0) -> EngineArgs:
 
 
 def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
-    """One ``n = 1`` request per sample with its own seed; identical greedy samples share one request."""
+    """One ``n = 1`` request per sample with its own seed; identical greedy samples share one request.
+
+    The requests are all continuations or none (``LLM.chat`` renders one way per call; see ``plan_chats``).
+    """
+    kinds = {request.continuation for request in requests}
+    if len(kinds) > 1:
+        raise ValueError("one LLM.chat call renders continuations and new turns alike: plan them apart")
     greedy: dict[tuple[Any, ...], int] = {}  # (messages, params) -> conversation index
     conversations: list[list[dict[str, str]]] = []
     sampling: list[SamplingArgs] = []
@@ -146,7 +159,15 @@ def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
             )
         )
         rows.append([index])
-    return ChatPlan(conversations, sampling, rows)
+    return ChatPlan(conversations, sampling, rows, continuation=kinds == {True})
+
+
+def plan_chats(requests: Sequence[GenerationRequest]) -> list[tuple[list[int], ChatPlan]]:
+    """One plan per rendering (new turns, continuations), each with the request indices it answers."""
+    groups: dict[bool, list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.continuation, []).append(index)
+    return [(indices, plan_chat([requests[i] for i in indices])) for _, indices in sorted(groups.items())]
 
 
 def lora_args(adapter_dir: Path, fingerprint: str) -> LoRAArgs:
@@ -270,41 +291,44 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         started = time.perf_counter()
-        plan = plan_chat(requests)
-        outputs = self._acquire().chat(
-            plan.conversations,
-            sampling_params=[SamplingParams(**s.as_kwargs()) for s in plan.sampling],
-            lora_request=self._lora_request(),
-            add_generation_prompt=True,
-            use_tqdm=False,
-        )
-        if len(outputs) != len(plan.rows):
-            raise RuntimeError(f"vLLM answered {len(outputs)} of {len(plan.rows)} request(s)")
-        seconds = (time.perf_counter() - started) / len(requests)
         results: list[Completion | None] = [None] * len(requests)
         failed: dict[str, int] = {}
-        for output, indices in zip(outputs, plan.rows, strict=True):
-            if len(output.outputs) != 1:
-                raise RuntimeError(f"vLLM returned {len(output.outputs)} completions for an n = 1 request")
-            choice = output.outputs[0]
-            reason = None if choice.finish_reason is None else str(choice.finish_reason)
-            if reason in FAILED_FINISH_REASONS:
-                failed[reason] = failed.get(reason, 0) + len(indices)
-                continue
-            completion = Completion(
-                text=choice.text.strip(),
-                prompt_tokens=len(output.prompt_token_ids or []),
-                completion_tokens=len(choice.token_ids),  # includes the EOS token, as the transformers engine counts
-                seconds=seconds,
-                finish_reason=reason,
+        sent = 0
+        for indices, plan in plan_chats(requests):
+            outputs = self._acquire().chat(
+                plan.conversations,
+                sampling_params=[SamplingParams(**s.as_kwargs()) for s in plan.sampling],
+                lora_request=self._lora_request(),
+                use_tqdm=False,
+                **plan.template_kwargs(),
             )
-            for index in indices:
-                results[index] = completion
+            if len(outputs) != len(plan.rows):
+                raise RuntimeError(f"vLLM answered {len(outputs)} of {len(plan.rows)} request(s)")
+            sent += len(plan.rows)
+            for output, rows in zip(outputs, plan.rows, strict=True):
+                if len(output.outputs) != 1:
+                    raise RuntimeError(f"vLLM returned {len(output.outputs)} completions for an n = 1 request")
+                choice = output.outputs[0]
+                reason = None if choice.finish_reason is None else str(choice.finish_reason)
+                if reason in FAILED_FINISH_REASONS:
+                    failed[reason] = failed.get(reason, 0) + len(rows)
+                    continue
+                completion = Completion(
+                    text=choice.text.strip(),
+                    prompt_tokens=len(output.prompt_token_ids or []),
+                    completion_tokens=len(choice.token_ids),  # includes the EOS token, as the transformers engine
+                    seconds=0.0,
+                    finish_reason=reason,
+                )
+                for row in rows:
+                    results[indices[row]] = completion
+        seconds = (time.perf_counter() - started) / len(requests)
+        results = [None if r is None else replace(r, seconds=seconds) for r in results]
         if failed:
             raise RuntimeError(f"vLLM did not complete {sum(failed.values())} request(s): {failed}")
         truncated = sum(1 for r in results if r is not None and r.finish_reason == "length")
         self.stats.samples += len(requests)
-        self.stats.requests += len(plan.rows)
+        self.stats.requests += sent
         self.stats.truncated += truncated
         if truncated:
             log.warning("vLLM: %d of %d completion(s) stopped at max_tokens (truncated)", truncated, len(requests))

@@ -9,8 +9,14 @@ Three kinds of step:
   (S2A's regenerated context and question, BSM's criteria);
 - a ``Compute`` step is a pure function of the fields so far, with no LLM call (BSM's merge).
 
-Templates see ``{question}``, the names of earlier steps and the fields their parsers
-provide; a template that uses anything else is refused at import.
+A step that ``continues`` an earlier step answers in the assistant's own turn: its request is
+(user: the earlier step's prompt), (assistant: the earlier step's output, a new line, then this
+step's rendered template, a cue such as "Therefore, the answer {answer_format} is"), and the model
+continues that assistant message (every engine renders it so; one that cannot is refused at load).
+
+Templates see ``{question}``, ``{answer_format}`` (the task's answer set as a phrase, e.g.
+"(yes or no)"), the names of earlier steps and the fields their parsers provide; a template that
+uses anything else is refused at import.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from s2d_assets.core.fingerprint import content_hash
 FieldValue = str | list[str]
 Fields = Mapping[str, Any]
 FAN_OUT_FIELDS = frozenset({"item", "item_number"})
+# Fields every template may use: the input and the task's answer-format phrase.
+BASE_FIELDS = frozenset({"question", "answer_format"})
+# The answer-extraction cue that a continuing step appends to the assistant's own turn (Kojima et al.'s
+# "Therefore, the answer (arabic numerals) is", with the task's answer set in the parentheses).
+ANSWER_CUE = "Therefore, the answer {answer_format} is"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class Step:
     max_new_tokens: int
     parse: Parser | None = None
     for_each: str | None = None
+    continues: str | None = None  # an earlier LLM step whose assistant turn this step's output continues
 
     def fields(self) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
@@ -61,9 +73,10 @@ class Step:
 
     def spec(self) -> tuple[Any, ...]:
         base: tuple[Any, ...] = (self.name, self.template, self.max_new_tokens)
-        if self.parse is None and self.for_each is None:
+        if self.parse is None and self.for_each is None and self.continues is None:
             return base
-        return (*base, self.parse.name if self.parse else None, self.for_each)
+        extra = (self.parse.name if self.parse else None, self.for_each)
+        return (*base, *extra, self.continues) if self.continues is not None else (*base, *extra)
 
 
 @dataclass(frozen=True)
@@ -92,8 +105,20 @@ class MethodDefinition:
     slots: tuple[str, ...] = ()  # template fields filled once per experiment (e.g. few-shot exemplars)
 
     def __post_init__(self) -> None:
-        seen = {"question", *self.slots}
+        seen = {*BASE_FIELDS, *self.slots}
+        turns: set[str] = set()  # LLM steps whose turn a later step may continue
         for step in self.steps:
+            if (
+                isinstance(step, Step)
+                and step.continues is not None
+                and (step.continues not in turns or step.for_each is not None)
+            ):
+                raise ValueError(
+                    f"method {self.kind}: step {step.name!r} continues {step.continues!r}, which is not an "
+                    "earlier LLM step of one call per chain that is not itself a continuation"
+                )
+            if isinstance(step, Step) and step.for_each is None and step.continues is None:
+                turns.add(step.name)
             if isinstance(step, Compute):
                 needed = set(step.uses)
             else:
@@ -119,7 +144,7 @@ class MethodDefinition:
         carry the input: ``{question}`` when the shipped template uses it, else every field the
         shipped template takes from the input (e.g. S2A's ``{context}`` and ``{query}``).
         """
-        seen = {"question", *self.slots}
+        seen = {*BASE_FIELDS, *self.slots}
         llm_steps: set[str] = set()
         for step in self.steps:
             if step.name == step_name:
@@ -136,7 +161,9 @@ class MethodDefinition:
             return [f"step {step_name!r} of {self.kind} makes no LLM call and has no prompt"]
         allowed = seen | (FAN_OUT_FIELDS if step.for_each else set())
         default = step.fields()
-        required = {"question"} if "question" in default else default - llm_steps - set(self.slots)
+        required = {"question"} if "question" in default else default - llm_steps - set(self.slots) - BASE_FIELDS
+        if step.continues is not None:  # the continued turn carries the input; the cue may be anything
+            required = set()
         try:
             parsed = list(string.Formatter().parse(template))
         except ValueError as error:
@@ -164,6 +191,11 @@ class MethodDefinition:
                 "which carries the input; without it the model never sees the question"
             )
         return problems
+
+    @property
+    def needs_continuation(self) -> bool:
+        """Whether a step answers in the assistant's own turn (the engine must continue a message)."""
+        return any(isinstance(step, Step) and step.continues is not None for step in self.steps)
 
     @property
     def prompt_steps(self) -> tuple[Step, ...]:

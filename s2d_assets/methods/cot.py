@@ -1,7 +1,8 @@
 """Chain-of-Thought: zero-shot (Kojima et al., 2022) and few-shot from exemplars (Wei et al., 2022).
 
 Zero-shot is Kojima et al.'s two stages: reason after "Let's think step by step.", then a
-second call that reads the reasoning and states the answer. Few-shot prepends worked
+second call in the assistant's own turn: the model continues its reasoning after the cue
+"Therefore, the answer {answer_format} is" (``ANSWER_CUE``; the task names its answer set). Few-shot prepends worked
 exemplars from a JSONL file (``question``, ``reasoning``, ``answer`` per line).
 """
 
@@ -11,10 +12,10 @@ import json
 from pathlib import Path
 
 from s2d_assets.core.errors import UserError
-from s2d_assets.methods.base import MethodDefinition, Step
+from s2d_assets.methods.base import ANSWER_CUE, MethodDefinition, Step
 
 COT_REASON_TEMPLATE = "{question}\nLet's think step by step."
-COT_EXTRACT_TEMPLATE = "{question}\nLet's think step by step.\n{reason}\nTherefore, the final answer is"
+COT_EXTRACT_TEMPLATE = ANSWER_CUE
 
 COT_FEW_SHOT_TEMPLATE = "{exemplars}Q: {question}\nA:"
 EXEMPLAR_TEMPLATE = "Q: {question}\nA: {reasoning} The answer is {answer}.\n\n"
@@ -25,7 +26,7 @@ COT_ZERO_SHOT = MethodDefinition(
     description="Chain-of-Thought, zero-shot: reason step by step, then extract the final answer",
     steps=(
         Step(name="reason", template=COT_REASON_TEMPLATE, max_new_tokens=192),
-        Step(name="extract", template=COT_EXTRACT_TEMPLATE, max_new_tokens=24),
+        Step(name="extract", template=COT_EXTRACT_TEMPLATE, max_new_tokens=24, continues="reason"),
     ),
 )
 

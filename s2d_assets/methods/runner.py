@@ -3,6 +3,10 @@
 A chain is one (input, variant, sample). Step k of every chain (and every fan-out item of
 every chain) is sent to the engine in a single call, so the engine sees one large batch per
 step; sample j of step k+1 sees sample j of step k. Compute steps make no call.
+
+A step that ``continues`` an earlier one sends that step's user prompt and, as the assistant's
+message to be continued, its output and this step's cue. Each LLM step's record carries the
+engine's ``finish_reason``; ``ChainResult.finish_reason`` says whether any step was cut at its budget.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from s2d_assets.engines.base import Completion, GenerationRequest, SamplingParams, derive_seed
+from s2d_assets.engines.base import Completion, GenerationRequest, Message, SamplingParams, derive_seed
 from s2d_assets.methods.base import Compute, MethodDefinition, Step
+from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT
+
+# Between the continued turn's output and the cue that continues it.
+CONTINUATION_SEPARATOR = "\n"
 
 
 class Generator(Protocol):
@@ -33,6 +41,8 @@ class ChainResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     cache_key: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
+    # (messages, output) of each one-call LLM step, for the steps that continue its turn
+    turns: dict[str, tuple[tuple[Message, ...], str]] = field(default_factory=dict, repr=False)
 
     @property
     def output(self) -> str:
@@ -51,6 +61,18 @@ class ChainResult:
     def seconds(self) -> float:
         return sum(float(step["seconds"]) for step in self.steps)
 
+    @property
+    def finish_reason(self) -> str | None:
+        """ "length" if any LLM step was cut at its budget, "stop" if every one stopped, else None (unknown)."""
+        return chain_finish_reason([step["finish_reason"] for step in self.steps if "finish_reason" in step])
+
+
+def chain_finish_reason(reasons: Sequence[str | None]) -> str | None:
+    """Several calls' finish reasons as one: truncated if any was, stopped only if all were known to stop."""
+    if "length" in reasons:
+        return "length"
+    return "stop" if reasons and all(reason == "stop" for reason in reasons) else None
+
 
 def run_method(
     method: MethodDefinition,
@@ -60,10 +82,14 @@ def run_method(
     top_p: float,
     seed: int,
     model_fingerprint: str = "",
+    answer_format: str = DEFAULT_ANSWER_FORMAT,
 ) -> list[ChainResult]:
+    """Every chain through the method; ``answer_format`` is the task's answer-set phrase (``Task.answer_format``)."""
     if method.slots:
         raise ValueError(f"method {method.kind}: slot(s) {list(method.slots)} must be bound before running")
-    results = [ChainResult(chain, fields={"question": chain.question}) for chain in chains]
+    results = [
+        ChainResult(chain, fields={"question": chain.question, "answer_format": answer_format}) for chain in chains
+    ]
     for step in method.steps:
         if isinstance(step, Compute):
             for result in results:
@@ -106,10 +132,13 @@ def _generate(
         for item_index, item in enumerate(items):
             extra = {} if step.for_each is None else {"item": item, "item_number": item_index + 1}
             content = step.template.format(**{**result.fields, **extra})
+            messages: tuple[Message, ...] = (("user", content),)
+            if step.continues is not None:
+                earlier, said = result.turns[step.continues]
+                messages = (*earlier, ("assistant", said + CONTINUATION_SEPARATOR + content))
             sample = result.chain.sample_idx
-            requests.append(
-                GenerationRequest.user(content, params, sample_idx=sample, seed=derive_seed(seed, sample, content))
-            )
+            draw = derive_seed(seed, sample, content) if len(messages) == 1 else derive_seed(seed, sample, messages)
+            requests.append(GenerationRequest(messages, params, sample_idx=sample, seed=draw))
             owners.append((index, None if step.for_each is None else item_index))
     completions = engine.generate(requests) if requests else []
     outputs: list[list[str]] = [[] for _ in results]
@@ -123,7 +152,12 @@ def _generate(
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
             "seconds": completion.seconds,
+            "finish_reason": completion.finish_reason,
         }
+        if step.continues is not None:
+            record["continues"] = step.continues
+        elif item_index is None:
+            result.turns[step.name] = (request.messages, completion.text)
         if item_index is not None:
             record["item"] = item_index
         if step.parse is not None:

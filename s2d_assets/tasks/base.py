@@ -31,8 +31,18 @@ def input_id(task_kind: str, prompt: str) -> str:
     return f"{task_kind}-{content_hash(prompt, length=12)}"
 
 
+# What a task's answer looks like, as a method's extraction cue names it ("Therefore, the answer
+# {answer_format} is"). Each task states its own; this is for a task with no closed answer set.
+DEFAULT_ANSWER_FORMAT = "(in a few words)"
+
+
 class Task(Protocol):
     kind: str
+
+    @property
+    def answer_format(self) -> str:
+        """The answer set as a phrase for templates' ``{answer_format}``, e.g. "(yes or no)"."""
+        ...
 
     def build_inputs(self) -> list[TaskInput]: ...
 

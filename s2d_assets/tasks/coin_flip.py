@@ -22,6 +22,10 @@ class CoinFlipTask:
     spec: CoinFlipSpec
     kind: str = "coin_flip"
 
+    @property
+    def answer_format(self) -> str:
+        return "(yes or no)"
+
     def build_inputs(self) -> list[TaskInput]:
         rng = random.Random(self.spec.seed)
         people = first_names(self.spec.name_pool)

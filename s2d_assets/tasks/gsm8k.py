@@ -65,6 +65,10 @@ class Gsm8kTask:
     spec: Gsm8kSpec
     kind: str = "gsm8k"
 
+    @property
+    def answer_format(self) -> str:
+        return "(a number)"
+
     def _real(self) -> list[tuple[str, str, dict[str, Any]]]:
         if self.spec.path is not None:
             path = resolve_path(self.spec.path)

@@ -197,6 +197,10 @@ class PairwiseJudgingTask:
     answerer: Callable[[], Answerer] | None = None  # built lazily: only MT-bench pairs need the model
 
     @property
+    def answer_format(self) -> str:
+        return "(A or B)"
+
+    @property
     def needs_base_model(self) -> bool:
         return self.spec.source == "mt_bench"
 
@@ -304,7 +308,7 @@ def position_metrics(
         Chain(item["input_id"], prompt) for item in items for prompt in (item["prompt"], swapped_prompt(item["prompt"]))
     ]
     fingerprint = getattr(engine, "model_fingerprint", "")
-    results = run_method(method, chains, engine, temperature, top_p, seed, fingerprint)
+    results = run_method(method, chains, engine, temperature, top_p, seed, fingerprint, task.answer_format)
     verdicts = [task.parse_answer(result.output, {}) for result in results]
     original, swapped = verdicts[0::2], verdicts[1::2]
     return {

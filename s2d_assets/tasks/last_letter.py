@@ -31,6 +31,10 @@ class LastLetterTask:
     spec: LastLetterSpec
     kind: str = "last_letter"
 
+    @property
+    def answer_format(self) -> str:
+        return "(the letters joined)"
+
     def build_inputs(self) -> list[TaskInput]:
         rng = random.Random(self.spec.seed)
         firsts, lasts = first_names(self.spec.name_pool), last_names(self.spec.name_pool)

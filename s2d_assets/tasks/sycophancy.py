@@ -44,6 +44,10 @@ class SycophancyTask:
     spec: SycophancySpec
     kind: str = "sycophancy"
 
+    @property
+    def answer_format(self) -> str:
+        return "(A) or (B)"
+
     def _rows(self) -> list[dict[str, Any]]:
         if self.spec.path is None:
             return load_sycophancy(self.spec.source)

@@ -13,14 +13,21 @@ from typing import Any
 
 from s2d_assets.config.tasks import UserTaskSpec
 from s2d_assets.tasks.answers import canonical_number, normalize_text, options, parse_choice, parse_number, short_answer
-from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
+
+# The answer-format phrase of each answer type (``free_text`` and ``exact``: the default).
+USER_ANSWER_FORMATS = {"number": "(a number)", "choice": "(the option letter)"}
 
 
 @dataclass(frozen=True)
 class UserTask:
     spec: UserTaskSpec
     kind: str = "user"
+
+    @property
+    def answer_format(self) -> str:
+        return USER_ANSWER_FORMATS.get(self.spec.answer_type, DEFAULT_ANSWER_FORMAT)
 
     def _check(self, path: Any, number: int, question: str, answer: str) -> str:
         kind = self.spec.answer_type

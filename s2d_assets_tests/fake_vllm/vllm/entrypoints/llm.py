@@ -121,6 +121,8 @@ class LLM:
     ) -> list[RequestOutput]:
         if self.llm_engine.engine_core.dead:
             raise RuntimeError("EngineCore encountered an issue: the engine was shut down")
+        if continue_final_message and add_generation_prompt:  # as transformers' apply_chat_template refuses it
+            raise ValueError("continue_final_message and add_generation_prompt are not compatible")
         conversations = [messages] if messages and isinstance(messages[0], dict) else list(messages)
         if sampling_params is None:
             sampling_params = SamplingParams()
@@ -141,11 +143,13 @@ class LLM:
                 "conversations": conversations,
                 "params": [dict(vars(p)) for p in params],
                 "lora": [None if lora is None else lora.lora_name for lora in loras],
+                "add_generation_prompt": add_generation_prompt,
+                "continue_final_message": continue_final_message,
             }
         )
         outputs = []
         for number, (conversation, sampling, lora) in enumerate(zip(conversations, params, loras, strict=True)):
-            prompt = self._render(conversation, add_generation_prompt)
+            prompt = self._render(conversation, add_generation_prompt, continue_final_message)
             children = [sampling.child(k) for k in range(sampling.n)] if sampling.n > 1 else [sampling]
             outputs.append(
                 RequestOutput(
@@ -170,7 +174,11 @@ class LLM:
             raise ValueError(f"LoRA rank {config['r']} is greater than max_lora_rank {self.max_lora_rank}.")
 
     @staticmethod
-    def _render(conversation: Sequence[dict[str, Any]], add_generation_prompt: bool) -> str:
+    def _render(
+        conversation: Sequence[dict[str, Any]], add_generation_prompt: bool, continue_final_message: bool = False
+    ) -> str:
+        if continue_final_message and conversation[-1]["role"] != "assistant":
+            raise ValueError("continue_final_message is set but the final message is not the assistant's")
         text = " ".join(f"<|{m['role']}|> {m['content']}" for m in conversation)
         return text + (" <|assistant|>" if add_generation_prompt else "")
 
