@@ -17,7 +17,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from s2d_assets.config.training import TeachSpec
 from s2d_assets.core.base_models import BaseModel
@@ -31,6 +30,7 @@ from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.base import normalize_prompt
 
 TAUGHT = "taught"
+MERGED_DTYPE = "float32"  # the taught weights' stored precision (see _merge)
 
 
 class TeachingError(UserError):
@@ -48,22 +48,17 @@ def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> lis
         for item in task.build_inputs():
             if item.split != TRAIN:
                 continue
-            trace = task.teaching_trace(item.meta)
-            if trace is None:
+            trace_of = getattr(task, "teaching_trace", None)
+            if trace_of is None:
                 raise TeachingError(f"model.teach.tasks.{name}: task kind {task.kind!r} has no programmatic trace")
+            trace = trace_of(item.meta)
             if normalize_prompt(item.prompt) in own:
                 raise TeachingError(
                     f"model.teach.tasks.{name}: input {item.input_id} is also one of the experiment's inputs; "
                     "teach on a disjoint distribution (e.g. another number of people, or another seed)"
                 )
-            examples.append((first.render(item.prompt, _fields(task)), trace))
+            examples.append((first.render(item.prompt, {"answer_format": task.answer_format}), trace))
     return examples
-
-
-def _fields(task: Any) -> dict[str, str]:
-    """Template fields a task gives every step beside the question (e.g. its answer format), when it has any."""
-    fields = getattr(task, "prompt_fields", None)
-    return dict(fields()) if callable(fields) else {}
 
 
 def taught_model(base: BaseModel, spec: TeachSpec, experiment_prompts: Iterable[str], root: Path) -> BaseModel:
@@ -80,6 +75,7 @@ def taught_model(base: BaseModel, spec: TeachSpec, experiment_prompts: Iterable[
         "tasks": {name: task.model_dump(mode="json") for name, task in spec.tasks.items()},
         "examples": len(examples),
         "training": spec.training.model_dump(mode="json"),
+        "dtype": MERGED_DTYPE if spec.training.mode == "lora" else "float32 (trained in place)",
         "note": "a taught System 2: fine-tuned on programmatic traces, not the paper's prompted setting",
     }
 
@@ -100,13 +96,16 @@ def taught_model(base: BaseModel, spec: TeachSpec, experiment_prompts: Iterable[
 
 
 def _merge(base_dir: Path, adapter_dir: Path, target: Path) -> None:
-    """The LoRA adapter merged into the base weights (fp32 arithmetic), saved in the base's stored dtype."""
+    """The LoRA adapter merged into the base weights and saved in float32 (``MERGED_DTYPE``).
+
+    Saved in float32 even over a bf16 base: rounding the merged weights to bf16 (8 bits of mantissa)
+    would drop LoRA updates smaller than about 1/256 of a weight.
+    """
     import torch
     from peft import PeftModel
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    stored = getattr(AutoConfig.from_pretrained(base_dir), "dtype", None) or torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    merged.to(stored).save_pretrained(target)
+    merged.to(getattr(torch, MERGED_DTYPE)).save_pretrained(target)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(target)
