@@ -151,7 +151,7 @@ def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str 
         table = con.sql(
             "SELECT experiment, task, method, system, n, round(100 * accuracy, 1) AS accuracy_pct, "
             f"{read}, round(mean_tokens, 1) AS mean_tokens, round(seconds_per_item, 3) AS seconds_per_item, "
-            "train_examples "
+            "round(100 * majority_rate, 1) AS majority_pct, train_examples "
             "FROM evaluations WHERE ?::VARCHAR IS NULL OR experiment = ? OR starts_with(experiment, ? || '.seed') "
             "ORDER BY experiment, task, method, CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END",
             params=[experiment, experiment, experiment],
@@ -178,8 +178,9 @@ def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str 
         print(
             "Evaluation (eval split; System 1 = base model direct answer, System 2 = the method, "
             "distilled = fine-tuned System 1). Beside accuracy (an unparsed answer counts as wrong): the share of "
-            "answers that parsed, the accuracy over those n_parsed answers, and the share cut off at the token "
-            "budget (n/a: the engine did not record how its answers ended):"
+            "answers that parsed, the accuracy over those n_parsed answers, the share cut off at the token "
+            "budget (n/a: the engine did not record how its answers ended), generated tokens per item, and the "
+            "majority-class rate (what always giving the eval split's most common answer scores):"
         )
         print(table)
 
