@@ -18,7 +18,6 @@ import importlib.util
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -145,7 +144,7 @@ def vllm_row(adapter: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
         out = {
             SAMPLE_ID: row[SAMPLE_ID],
             "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "sampling_params": asdict(sampling),
+            "sampling_params": sampling.as_kwargs(),
         }
         if adapter is not None:
             out["model"] = adapter  # a LoRA request; the path must be readable on every GPU node

@@ -15,6 +15,8 @@ package that behaves like the real one (``test_vllm_contract.py``); no GPU machi
   out as one ``n = 1`` request and its completion is given to each of them.
 - **One ``LLM`` per process** (``vllm_registry.SHARED``): base-model and adapter requests share it.
 - **Truncation is recorded**: ``Completion.finish_reason`` and ``VLLMEngine.stats.truncated``.
+- **Constrained answers** use vLLM's structured outputs: a request's answer set becomes
+  ``SamplingParams(structured_outputs=StructuredOutputsParams(choice=[...]))`` (or ``regex=...``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d_assets.config.engine import VLLM_LORA_RANKS, VLLM_MAX_TEMPERATURE, VLLMEngineSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.engines.base import Completion, GenerationRequest, require_adapter
 from s2d_assets.engines.vllm_registry import SHARED
 
@@ -65,6 +68,21 @@ class EngineArgs:
 
 
 @dataclass(frozen=True)
+class StructuredOutputsArgs:
+    """Keyword arguments of ``vllm.sampling_params.StructuredOutputsParams``: a constrained answer's set."""
+
+    choice: tuple[str, ...] | None = None
+    regex: str | None = None
+
+    @classmethod
+    def of(cls, answer_set: AnswerSet) -> StructuredOutputsArgs:
+        return cls(choice=answer_set.choices) if answer_set.choices else cls(regex=answer_set.regex)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"choice": list(self.choice)} if self.choice is not None else {"regex": self.regex}
+
+
+@dataclass(frozen=True)
 class SamplingArgs:
     """Keyword arguments of ``vllm.SamplingParams``: always one completion per request."""
 
@@ -73,9 +91,14 @@ class SamplingArgs:
     top_p: float
     max_tokens: int
     n: int = 1
+    structured_outputs: StructuredOutputsArgs | None = None  # a constrained answer (vLLM's structured outputs)
 
     def as_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values; ``structured_outputs`` (when set) as the keywords of its ``StructuredOutputsParams``."""
+        kwargs = {name: value for name, value in asdict(self).items() if name != "structured_outputs"}
+        if self.structured_outputs is not None:
+            kwargs["structured_outputs"] = self.structured_outputs.as_kwargs()
+        return kwargs
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
     for index, request in enumerate(requests):
         params = request.params
         if params.greedy:
-            key = (request.messages, params)
+            key = (request.messages, params, request.answer_set)
             if key in greedy:
                 rows[greedy[key]].append(index)
                 continue
@@ -143,10 +166,22 @@ def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 max_tokens=params.max_new_tokens,
+                structured_outputs=None if request.answer_set is None else StructuredOutputsArgs.of(request.answer_set),
             )
         )
         rows.append([index])
     return ChatPlan(conversations, sampling, rows)
+
+
+def sampling_params(args: SamplingArgs) -> Any:
+    """``vllm.SamplingParams`` from its arguments (a constrained answer as ``StructuredOutputsParams``)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    kwargs = args.as_kwargs()
+    if "structured_outputs" in kwargs:
+        kwargs["structured_outputs"] = StructuredOutputsParams(**kwargs["structured_outputs"])
+    return SamplingParams(**kwargs)
 
 
 def lora_args(adapter_dir: Path, fingerprint: str) -> LoRAArgs:
@@ -267,13 +302,11 @@ class VLLMEngine:
         too_hot = sorted({r.params.temperature for r in requests if r.params.temperature > VLLM_MAX_TEMPERATURE})
         if too_hot:
             raise ValueError(f"vLLM accepts temperatures in [0, {VLLM_MAX_TEMPERATURE:g}], got {too_hot}")
-        from vllm import SamplingParams
-
         started = time.perf_counter()
         plan = plan_chat(requests)
         outputs = self._acquire().chat(
             plan.conversations,
-            sampling_params=[SamplingParams(**s.as_kwargs()) for s in plan.sampling],
+            sampling_params=[sampling_params(s) for s in plan.sampling],
             lora_request=self._lora_request(),
             add_generation_prompt=True,
             use_tqdm=False,

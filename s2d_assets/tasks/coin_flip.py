@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import CoinFlipSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
 
@@ -43,6 +44,9 @@ class CoinFlipTask:
 
     def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
         return {}
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        return AnswerSet.of("yes", "no")
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         # The last verdict word wins: models restate the question ("heads up") before answering.
