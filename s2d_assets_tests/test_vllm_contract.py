@@ -207,3 +207,21 @@ def test_the_producer_reads_the_installed_vllm_without_importing_it(vllm: Module
     assert installed_vllm_version() == "0.29.0"  # the stand-in's metadata
     assert "vllm" not in sys.modules
     assert SPEC.version_data()["vllm_version"] == "0.29.0"
+
+
+def test_a_constrained_answer_goes_out_as_structured_outputs(vllm: ModuleType) -> None:
+    # Without the mapping, vLLM would decode freely and the answer set would be lost.
+    from s2d_assets.core.answer_set import AnswerSet
+
+    yes_no, letters = AnswerSet.of("yes", "no"), AnswerSet(regex="[a-z]{2}")
+    requests = [
+        GenerationRequest.user("q", SAMPLED, sample_idx=k, seed=derive_seed(7, k), answer_set=yes_no) for k in range(6)
+    ]
+    requests += [GenerationRequest.user("q", GREEDY, answer_set=letters), GenerationRequest.user("q", GREEDY)]
+    completions = engine(SPEC).generate(requests)
+    (call,) = state(vllm).calls
+    constraints = [p["structured_outputs"] for p in call["params"]]
+    assert [(c.choice, c.regex) for c in constraints[:6]] == [(["yes", "no"], None)] * 6
+    assert (constraints[6].choice, constraints[6].regex) == (None, "[a-z]{2}")
+    assert constraints[7] is None  # the free request: a greedy twin with another answer set is not merged
+    assert {c.text for c in completions[:6]} <= {"yes", "no"} and all(c.finish_reason == "stop" for c in completions)

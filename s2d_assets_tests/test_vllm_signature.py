@@ -29,6 +29,7 @@ from s2d_assets.engines.vllm_engine import (
     EngineArgs,
     LoRAArgs,
     SamplingArgs,
+    StructuredOutputsArgs,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -183,6 +184,12 @@ def test_sampling_params_accept_every_sampling_argument() -> None:
     assert emitted(SamplingArgs) <= fields, emitted(SamplingArgs) - fields
     defaults = ast.literal_eval(assigned(stand_in("sampling_params.py"), "_DEFAULTS"))
     assert set(defaults) <= fields
+
+
+def test_structured_outputs_accept_every_constraint_argument() -> None:
+    fields = class_fields(find_class(source("vllm/sampling_params.py"), "StructuredOutputsParams"))
+    assert emitted(StructuredOutputsArgs) <= fields, emitted(StructuredOutputsArgs) - fields
+    assert "structured_outputs" in class_fields(find_class(source("vllm/sampling_params.py"), "SamplingParams"))
 
 
 def test_lora_request_fields() -> None:

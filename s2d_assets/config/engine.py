@@ -118,6 +118,13 @@ class _Spec(Strict):
         assistant's own turn); None when it can."""
         return None
 
+    def constrained_answer_problem(self) -> str | None:
+        """Why this engine cannot constrain a final answer to an answer set (None when it can)."""
+        processor, kind = self.ray_processor, self.kind  # type: ignore[attr-defined]
+        if processor is not None and processor != "engine":
+            return f"engine {kind!r} under executor: ray runs through {processor}, which cannot constrain answers"
+        return None
+
 
 class TransformersEngineSpec(_Spec):
     """transformers on CPU (or any torch device): the embedded default."""
@@ -134,8 +141,10 @@ class TransformersEngineSpec(_Spec):
 class OpenAICompatEngineSpec(_Spec):
     """Any OpenAI-compatible server: vLLM ``serve``, llama.cpp's server, Ollama, a hosted API."""
 
+    # constrained_answers: how a constrained request is sent; its answer set is in the request's cache key.
     runtime_fields: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "concurrency", "timeout_seconds", "max_retries", "backoff_seconds", "api_key_env", "use_n"}
+        | {"constrained_answers"}
     )
     kind: Literal["openai_compat"]
     base_url: str = Field(description="the API root, e.g. http://127.0.0.1:8080/v1")
@@ -158,6 +167,13 @@ class OpenAICompatEngineSpec(_Spec):
         "methods that need it are refused)",
     )
 
+    constrained_answers: Literal["unsupported", "llama_cpp_grammar", "vllm_structured_outputs"] = Field(
+        "unsupported",
+        exclude_if=lambda v: v == "unsupported",
+        description="how the server constrains a final answer (answer: constrained): llama_cpp_grammar sends a "
+        "GBNF `grammar` (llama.cpp's server), vllm_structured_outputs sends `structured_outputs` (vLLM serve)",
+    )
+
     def continuation_problem(self) -> str | None:
         if self.assistant_prefix == "none":
             return (
@@ -165,6 +181,14 @@ class OpenAICompatEngineSpec(_Spec):
                 "(llama.cpp's server) if the server continues a final assistant message"
             )
         return None
+
+    def constrained_answer_problem(self) -> str | None:
+        if self.constrained_answers == "unsupported":
+            return (
+                "engine 'openai_compat' cannot constrain answers unless engine.constrained_answers names the "
+                "server's API (llama_cpp_grammar or vllm_structured_outputs)"
+            )
+        return super().constrained_answer_problem()
 
 
 # What vLLM accepts, mirrored so a bad setting is refused when the experiment loads (the signature

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from s2d_assets.config.answers import ANSWER_HELP, answer_mode_problems
 from s2d_assets.config.base import Strict
 from s2d_assets.config.coconut import CoconutSpec
 from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
@@ -29,6 +30,7 @@ from s2d_assets.config.validation import (
     read_utf8,
     yaml_error_line,
 )
+from s2d_assets.core.answer_set import FREE, AnswerMode
 from s2d_assets.core.errors import UserError, one_line
 from s2d_assets.core.fingerprint import content_hash
 
@@ -109,10 +111,18 @@ class MethodSpec(Strict):
         default_factory=dict, description="step name -> budget override"
     )
     curation: CurationSpec | None = None
+    answer: AnswerMode = Field(
+        FREE, exclude_if=lambda v: v == FREE, description=ANSWER_HELP + " (the method's answer step)"
+    )
 
 
 class EvaluationSpec(Strict):
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding on the eval split")
+    system1_answer: AnswerMode = Field(
+        FREE,
+        exclude_if=lambda v: v == FREE,
+        description=ANSWER_HELP + " (the System 1 baseline and the distilled model, one System 1 prompt)",
+    )
 
 
 class ChecksSpec(Strict):
@@ -286,6 +296,13 @@ class Experiment(Strict):
                         f"methods.{name}: curation filter {self.curation_for(name).filter!r} needs perturbed "
                         f"variants, but tasks.{task} declares no perturbations"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _constrained_answers_apply(self) -> Experiment:
+        problems = answer_mode_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -80,6 +80,9 @@ ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS answer_distribution JSON;
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS parse_rate DOUBLE;
 ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS discarded INTEGER;
 ALTER TABLE generations ADD COLUMN IF NOT EXISTS finish_reason VARCHAR;
+-- The answer mode that produced a row: 'free' or 'constrained' (NULL: written before the option existed).
+ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS answer_mode VARCHAR;
+ALTER TABLE generations ADD COLUMN IF NOT EXISTS answer_mode VARCHAR;
 CREATE TABLE IF NOT EXISTS evaluation_groups (
     experiment VARCHAR NOT NULL, task VARCHAR NOT NULL, method VARCHAR NOT NULL, system VARCHAR NOT NULL,
     split VARCHAR NOT NULL, group_name VARCHAR NOT NULL, n INTEGER, accuracy DOUBLE, majority_rate DOUBLE,

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from s2d_assets.config.experiment import Experiment
+from s2d_assets.core.answer_set import FREE
 from s2d_assets.core.base_models import BaseModel, local_model, provision_embedded
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.core.paths import StatePaths
@@ -60,7 +61,8 @@ class StageContext:
         if name not in self._methods:
             spec = self.experiment.methods[name]
             exemplars = resolve_path(spec.exemplars) if spec.exemplars else None
-            self._methods[name] = build_method(spec.kind, spec.prompts, spec.max_new_tokens, exemplars)
+            method = build_method(spec.kind, spec.prompts, spec.max_new_tokens, exemplars)
+            self._methods[name] = method.with_answer(spec.answer)
         return self._methods[name]
 
     # -- models and engines ---------------------------------------------------------------------
@@ -122,6 +124,7 @@ class StageContext:
         split: str,
         results: list[ChainResult],
         answers: list[str | None],
+        answer_mode: str = FREE,
     ) -> pl.DataFrame:
         """Replace one (task, method, system, split) slice of the ``generations`` table."""
         frame = pl.DataFrame(
@@ -141,6 +144,7 @@ class StageContext:
                 "seconds": [r.seconds for r in results],
                 "cache_key": [r.cache_key for r in results],
                 "finish_reason": [r.finish_reason for r in results],  # "length": some step was cut at its budget
+                "answer_mode": answer_mode,
             },
             schema_overrides={"answer": pl.String, "finish_reason": pl.String},
         )

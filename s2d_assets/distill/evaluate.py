@@ -47,7 +47,7 @@ SYSTEMS = ("system1", "system2", "distilled")
 def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseModel, checkpoint: Path) -> StageResult:
     task = ctx.task(task_name)
     items = ctx.inputs(task_name, EVAL)
-    s1_method = system1_for(task.kind)
+    s1_method = system1_for(task.kind, ctx.experiment.evaluation.system1_answer)
     s2_engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval")
     s2_frame, system2 = answer_eval_split(ctx, task_name, method_name, "system2", ctx.method(method_name), s2_engine)
     manifest = read_manifest(checkpoint)
@@ -101,6 +101,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
             "split": EVAL,
             "majority_answer": majority_answer,
             "majority_rate": majority_rate,
+            "answer_mode": ctx.method(method_name).answer if system == "system2" else s1_method.answer,
         }
         if system == "distilled":
             row |= {
@@ -156,6 +157,7 @@ EVALUATION_SCHEMA = {
     "n_unparsed_truncated": pl.Int32,
     "n_finish_unknown": pl.Int32,
     "truncation_rate": pl.Float64,
+    "answer_mode": pl.String,
 }
 GROUP_SCHEMA = {
     "task": pl.String,

@@ -14,6 +14,7 @@ from s2d_assets.distill.context import StageContext
 from s2d_assets.methods import MethodDefinition, system1_for
 from s2d_assets.methods.runner import Chain, run_method
 from s2d_assets.tasks import EVAL, TRAIN, Task
+from s2d_assets.tasks.base import answer_set
 
 SYSTEM1_BASELINE = "system1"  # method name of the base model's direct answers
 
@@ -31,7 +32,13 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
         for row in variants.iter_rows(named=True)
     }
     chains = [
-        Chain(row["input_id"], row["prompt"], row["variant_id"], sample)
+        Chain(
+            row["input_id"],
+            row["prompt"],
+            row["variant_id"],
+            sample,
+            answer_set(task, metas[(row["input_id"], row["variant_id"])]),
+        )
         for row in variants.iter_rows(named=True)
         for sample in range(ctx.experiment.n_samples)
     ]
@@ -48,7 +55,7 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
         task.answer_format,
     )
     answers = [task.parse_answer(r.output, metas[(r.chain.input_id, r.chain.variant_id)]) for r in results]
-    frame = ctx.store_generations(task_name, method_name, "system2", TRAIN, results, answers)
+    frame = ctx.store_generations(task_name, method_name, "system2", TRAIN, results, answers, method.answer)
     parsed = sum(a is not None for a in answers)
     return StageResult(
         data_version=rows_hash(
@@ -68,7 +75,7 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
 
 def generate_system1_baseline(ctx: StageContext, task_name: str, base: BaseModel) -> StageResult:
     engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
-    method = system1_for(ctx.task(task_name).kind)
+    method = system1_for(ctx.task(task_name).kind, ctx.experiment.evaluation.system1_answer)
     frame, summary = answer_eval_split(ctx, task_name, SYSTEM1_BASELINE, "system1", method, engine)
     return StageResult(
         data_version=rows_hash(frame.select("input_id", "output").rows()),
@@ -82,7 +89,7 @@ def answer_eval_split(
     """One system answers the labelled eval split once; stored in ``generations`` and scored."""
     task = ctx.task(task_name)
     items = ctx.inputs(task_name, EVAL)
-    chains = [Chain(item["input_id"], item["prompt"]) for item in items]
+    chains = [Chain(item["input_id"], item["prompt"], answer_set=answer_set(task, item["meta"])) for item in items]
     results = run_method(
         method,
         chains,
@@ -94,7 +101,7 @@ def answer_eval_split(
         task.answer_format,
     )
     answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
-    frame = ctx.store_generations(task_name, method_name, system, EVAL, results, answers)
+    frame = ctx.store_generations(task_name, method_name, system, EVAL, results, answers, method.answer)
     correct = [task.is_correct(a, item["reference"]) for a, item in zip(answers, items, strict=True)]
     n = len(items)
     return frame, {

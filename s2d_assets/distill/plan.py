@@ -44,7 +44,12 @@ def s2_generation_version(experiment: Experiment, method: MethodDefinition) -> s
 
 
 def system1_version(experiment: Experiment) -> str:
-    return generation_version(experiment, SYSTEM1, experiment.evaluation.temperature, 1)
+    return generation_version(experiment, system1(experiment), experiment.evaluation.temperature, 1)
+
+
+def system1(experiment: Experiment) -> MethodDefinition:
+    """System 1 as the experiment evaluates it (its answer mode is part of its fingerprint)."""
+    return SYSTEM1.with_answer(experiment.evaluation.system1_answer)
 
 
 def pool_version(experiment: Experiment, method: str) -> str:
@@ -66,6 +71,6 @@ def evaluation_version(experiment: Experiment, method: MethodDefinition) -> str:
     return content_hash(
         [
             generation_version(experiment, method, temperature, 1),
-            generation_version(experiment, SYSTEM1, temperature, 1),
+            generation_version(experiment, system1(experiment), temperature, 1),
         ]
     )

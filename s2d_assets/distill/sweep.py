@@ -30,6 +30,7 @@ from s2d_assets.distill.inputs import write_inputs
 from s2d_assets.distill.replicates import replicate_contexts
 from s2d_assets.methods.runner import Chain, ChainResult, chain_finish_reason, run_method
 from s2d_assets.tasks import EVAL
+from s2d_assets.tasks.base import answer_set
 
 SELF_CONSISTENCY = "system2_sc"  # the system name of a self-consistent System 2 (plurality of N samples)
 
@@ -79,7 +80,11 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
     n = ctx.experiment.n_samples
     engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval-sc")
     sampling = ctx.experiment.sampling
-    chains = [Chain(item["input_id"], item["prompt"], 0, sample) for item in items for sample in range(n)]
+    chains = [
+        Chain(item["input_id"], item["prompt"], 0, sample, answer_set(task, item["meta"]))
+        for item in items
+        for sample in range(n)
+    ]
     results = run_method(
         method,
         chains,
@@ -110,7 +115,7 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
         voted.append(ChainResult(Chain(item["input_id"], item["prompt"]), steps=[step]))
         answers.append(winner)
         correct += bool(task.is_correct(winner, item["reference"]))
-    frame = ctx.store_generations(task_name, method_name, SELF_CONSISTENCY, EVAL, voted, answers)
+    frame = ctx.store_generations(task_name, method_name, SELF_CONSISTENCY, EVAL, voted, answers, method.answer)
     return {
         "n": len(items),
         "accuracy": correct / len(items) if items else 0.0,

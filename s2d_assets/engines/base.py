@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.errors import StateError
 from s2d_assets.core.fingerprint import canonical_json, content_hash
 
@@ -41,16 +42,30 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One completion of one chat. ``sample_idx`` and ``seed`` make the N samples distinct."""
+    """One completion of one chat. ``sample_idx`` and ``seed`` make the N samples distinct.
+
+    ``answer_set``: the completion must be one of the set's answers (a constrained final answer);
+    None decodes freely. It is part of the cache key only when set, so free-form keys never moved.
+    """
 
     messages: tuple[Message, ...]
     params: SamplingParams
     sample_idx: int = 0
     seed: int = 0
+    answer_set: AnswerSet | None = None
 
     @classmethod
-    def user(cls, content: str, params: SamplingParams, sample_idx: int = 0, seed: int = 0) -> GenerationRequest:
-        return cls(messages=(("user", content),), params=params, sample_idx=sample_idx, seed=seed)
+    def user(
+        cls,
+        content: str,
+        params: SamplingParams,
+        sample_idx: int = 0,
+        seed: int = 0,
+        answer_set: AnswerSet | None = None,
+    ) -> GenerationRequest:
+        return cls(
+            messages=(("user", content),), params=params, sample_idx=sample_idx, seed=seed, answer_set=answer_set
+        )
 
     @property
     def continuation(self) -> bool:
@@ -62,6 +77,7 @@ class GenerationRequest:
         return self.messages[-1][0] == "assistant"
 
     def as_json(self) -> dict[str, object]:
+        constrained = {} if self.answer_set is None else {"answer_set": self.answer_set.as_json()}
         return {
             "messages": [{"role": role, "content": content} for role, content in self.messages],
             "temperature": self.params.temperature,
@@ -69,6 +85,7 @@ class GenerationRequest:
             "max_new_tokens": self.params.max_new_tokens,
             "sample_idx": self.sample_idx,
             "seed": self.seed,
+            **constrained,
         }
 
     def cache_key(self, model_fingerprint: str) -> str:

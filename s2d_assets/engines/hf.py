@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from s2d_assets.core.hardware import generation_dtype_name
 from s2d_assets.engines.base import Completion, GenerationRequest, require_adapter
+from s2d_assets.engines.constrained import AnswerGrammars, RowMatchers
 from s2d_assets.engines.kv import preallocated_cache
 from s2d_assets.engines.sampling import sample, seed_words
 
@@ -90,6 +91,7 @@ class TransformersEngine:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.stop_ids = self._stop_ids()
+        self._grammars: AnswerGrammars | None = None  # xgrammar, compiled on the first constrained request
         self._stop_tensor = torch.tensor(sorted(self.stop_ids), dtype=torch.long)
         torch.set_num_threads(threads or torch_threads())
         head = model.get_output_embeddings()
@@ -123,6 +125,13 @@ class TransformersEngine:
         if self.tokenizer.eos_token_id is not None:
             ids.add(self.tokenizer.eos_token_id)
         return ids
+
+    def _answer_rows(self, requests: Sequence[GenerationRequest]) -> RowMatchers | None:
+        if all(request.answer_set is None for request in requests):
+            return None
+        if self._grammars is None:
+            self._grammars = AnswerGrammars(self.tokenizer, self.stop_ids, int(self.model.config.vocab_size))
+        return self._grammars.rows(requests)
 
     def render(self, request: GenerationRequest) -> str:
         """The chat as the model's chat template renders it: a new assistant turn opened, or, for a
@@ -204,6 +213,7 @@ class TransformersEngine:
         temperature = torch.tensor([r.params.temperature for r in batch_requests], dtype=torch.float32)
         top_p = torch.tensor([r.params.top_p for r in batch_requests], dtype=torch.float32)
         words = seed_words([r.seed for r in batch_requests])
+        answers = self._answer_rows(batch_requests)  # constrained rows' grammars (engines/constrained.py)
 
         # Attention mask and positions for the whole decode, written column by column.
         mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
@@ -230,8 +240,12 @@ class TransformersEngine:
         done = torch.zeros(len(rows), dtype=torch.bool)  # per batch row
         for step in range(steps):
             active = ~done[alive]
+            if answers is not None:
+                answers.mask(logits, alive)
             chosen = sample(logits, temperature[alive], top_p[alive], words[alive], step).cpu()
             live = alive[active]
+            if answers is not None:
+                answers.accept(live, chosen[active])
             tokens[live, step] = chosen[active]
             lengths[live] += 1
             finished = torch.isin(chosen, self._stop_tensor) | (step + 1 >= budgets[alive])

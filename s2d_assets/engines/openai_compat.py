@@ -22,6 +22,9 @@ that every wait and every count is the one the experiment configured:
 - The N samples of one prompt are asked for in one request with ``n`` when the server honours
   it; a server that ignores or refuses ``n`` gets one request per sample, each with its own seed
   (``use_n: auto`` detects this on the first multi-sample request and remembers it).
+- A constrained answer (a request with an answer set) is sent in the server's own parameter, named by
+  ``engine.constrained_answers``: llama.cpp's ``grammar`` (GBNF) or vLLM's ``structured_outputs``
+  (``choice`` / ``regex``). Without it the experiment is refused when it loads.
 - Only the configured key is sent: the ``Authorization`` header comes from ``api_key_env`` (or
   is left out), never from ``OPENAI_API_KEY``; the ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``
   headers the client would add from the environment are left out too.
@@ -40,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from s2d_assets.core.answer_set import AnswerSet
+from s2d_assets.core.errors import UserError
 from s2d_assets.engines.base import Completion, GenerationRequest
 from s2d_assets.engines.openai_responses import (
     MalformedResponse,
@@ -53,11 +58,16 @@ from s2d_assets.engines.openai_responses import (
 if TYPE_CHECKING:
     from s2d_assets.config.engine import OpenAICompatEngineSpec
 
-# Body fields beyond OpenAI's API (vLLM serve's chat-template switches), sent through the client's extra_body.
-EXTRA_BODY_FIELDS = frozenset({"continue_final_message", "add_generation_prompt"})
+# Fields outside the OpenAI schema, sent through the client's extra_body: continuation switches (vLLM serve) and
+# constrained answers (llama.cpp's grammar, vLLM serve's structured_outputs).
+EXTRA_BODY_FIELDS = frozenset({"continue_final_message", "add_generation_prompt", "grammar", "structured_outputs"})
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 CONNECT_TIMEOUT_S = 10.0  # connecting to a server that is up takes milliseconds
 MAX_RETRY_WAIT_S = 30.0  # the longest single wait between two attempts, Retry-After included
+
+
+class ConstraintUnsupported(UserError):
+    """A constrained answer was asked of a server whose constraint API the experiment does not name."""
 
 
 class ServerError(RuntimeError):
@@ -140,7 +150,7 @@ class OpenAICompatEngine:
         started = time.perf_counter()
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests_):
-            groups.setdefault((request.messages, request.params), []).append(index)
+            groups.setdefault((request.messages, request.params, request.answer_set), []).append(index)
         results: list[ParsedChoice | None] = [None] * len(requests_)
 
         def run(indices: list[int]) -> None:
@@ -307,4 +317,19 @@ def chat_body(spec: OpenAICompatEngineSpec, request: GenerationRequest, n: int) 
             )
         if spec.assistant_prefix == "continue_final_message":
             body |= {"continue_final_message": True, "add_generation_prompt": False}
+    if request.answer_set is not None:
+        body |= constraint_fields(spec, request.answer_set)
     return body
+
+
+def constraint_fields(spec: OpenAICompatEngineSpec, answer_set: AnswerSet) -> dict[str, Any]:
+    """A constrained answer in the server's own parameter (``engine.constrained_answers``), sent in the body."""
+    mode = spec.constrained_answers
+    if mode == "llama_cpp_grammar":  # llama.cpp's server: a GBNF grammar
+        return {"grammar": answer_set.ebnf()}
+    if mode == "vllm_structured_outputs":  # vLLM serve: StructuredOutputsParams as JSON
+        kind = {"choice": list(answer_set.choices)} if answer_set.choices else {"regex": answer_set.regex}
+        return {"structured_outputs": kind}
+    raise ConstraintUnsupported(
+        f"engine 'openai_compat' ({spec.base_url}) cannot constrain answers: set engine.constrained_answers"
+    )

@@ -20,7 +20,6 @@ import importlib.util
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -170,7 +169,7 @@ def vllm_row(adapter: str | None, model: str) -> Callable[[dict[str, Any]], dict
         out = {
             SAMPLE_ID: row[SAMPLE_ID],
             "prompt": render_chat(model, request),
-            "sampling_params": asdict(sampling),
+            "sampling_params": sampling.as_kwargs(),
         }
         if adapter is not None:
             out["model"] = adapter  # a LoRA request; the path must be readable on every GPU node

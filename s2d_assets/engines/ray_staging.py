@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.engines.base import Completion, GenerationRequest, Message, SamplingParams
 
@@ -43,8 +44,13 @@ def request_from_json(text: str) -> GenerationRequest:
     params = SamplingParams(
         temperature=float(data["temperature"]), top_p=float(data["top_p"]), max_new_tokens=int(data["max_new_tokens"])
     )
+    answer_set = AnswerSet.from_json(data["answer_set"]) if "answer_set" in data else None
     return GenerationRequest(
-        messages=messages, params=params, sample_idx=int(data["sample_idx"]), seed=int(data["seed"])
+        messages=messages,
+        params=params,
+        sample_idx=int(data["sample_idx"]),
+        seed=int(data["seed"]),
+        answer_set=answer_set,
     )
 
 

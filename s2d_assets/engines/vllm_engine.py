@@ -17,6 +17,8 @@ package that behaves like the real one (``test_vllm_contract.py``); no GPU machi
 - **Truncation is recorded**: ``Completion.finish_reason`` and ``VLLMEngine.stats.truncated``.
 - **Continuations continue the assistant's message**: requests whose last message is the assistant's go
   out in their own ``LLM.chat`` call with ``continue_final_message=True, add_generation_prompt=False``.
+- **Constrained answers** use vLLM's structured outputs: a request's answer set becomes
+  ``SamplingParams(structured_outputs=StructuredOutputsParams(choice=[...]))`` (or ``regex=...``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d_assets.config.engine import VLLM_LORA_RANKS, VLLM_MAX_TEMPERATURE, VLLMEngineSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.engines.base import Completion, GenerationRequest, require_adapter
 from s2d_assets.engines.vllm_registry import SHARED
 
@@ -67,6 +70,21 @@ class EngineArgs:
 
 
 @dataclass(frozen=True)
+class StructuredOutputsArgs:
+    """Keyword arguments of ``vllm.sampling_params.StructuredOutputsParams``: a constrained answer's set."""
+
+    choice: tuple[str, ...] | None = None
+    regex: str | None = None
+
+    @classmethod
+    def of(cls, answer_set: AnswerSet) -> StructuredOutputsArgs:
+        return cls(choice=answer_set.choices) if answer_set.choices else cls(regex=answer_set.regex)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"choice": list(self.choice)} if self.choice is not None else {"regex": self.regex}
+
+
+@dataclass(frozen=True)
 class SamplingArgs:
     """Keyword arguments of ``vllm.SamplingParams``: always one completion per request."""
 
@@ -75,9 +93,14 @@ class SamplingArgs:
     top_p: float
     max_tokens: int
     n: int = 1
+    structured_outputs: StructuredOutputsArgs | None = None  # a constrained answer (vLLM's structured outputs)
 
     def as_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values; ``structured_outputs`` (when set) as the keywords of its ``StructuredOutputsParams``."""
+        kwargs = {name: value for name, value in asdict(self).items() if name != "structured_outputs"}
+        if self.structured_outputs is not None:
+            kwargs["structured_outputs"] = self.structured_outputs.as_kwargs()
+        return kwargs
 
 
 @dataclass(frozen=True)
@@ -144,7 +167,7 @@ def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
     for index, request in enumerate(requests):
         params = request.params
         if params.greedy:
-            key = (request.messages, params)
+            key = (request.messages, params, request.answer_set)
             if key in greedy:
                 rows[greedy[key]].append(index)
                 continue
@@ -156,6 +179,7 @@ def plan_chat(requests: Sequence[GenerationRequest]) -> ChatPlan:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 max_tokens=params.max_new_tokens,
+                structured_outputs=None if request.answer_set is None else StructuredOutputsArgs.of(request.answer_set),
             )
         )
         rows.append([index])
@@ -168,6 +192,17 @@ def plan_chats(requests: Sequence[GenerationRequest]) -> list[tuple[list[int], C
     for index, request in enumerate(requests):
         groups.setdefault(request.continuation, []).append(index)
     return [(indices, plan_chat([requests[i] for i in indices])) for _, indices in sorted(groups.items())]
+
+
+def sampling_params(args: SamplingArgs) -> Any:
+    """``vllm.SamplingParams`` from its arguments (a constrained answer as ``StructuredOutputsParams``)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    kwargs = args.as_kwargs()
+    if "structured_outputs" in kwargs:
+        kwargs["structured_outputs"] = StructuredOutputsParams(**kwargs["structured_outputs"])
+    return SamplingParams(**kwargs)
 
 
 def lora_args(adapter_dir: Path, fingerprint: str) -> LoRAArgs:
@@ -288,8 +323,6 @@ class VLLMEngine:
         too_hot = sorted({r.params.temperature for r in requests if r.params.temperature > VLLM_MAX_TEMPERATURE})
         if too_hot:
             raise ValueError(f"vLLM accepts temperatures in [0, {VLLM_MAX_TEMPERATURE:g}], got {too_hot}")
-        from vllm import SamplingParams
-
         started = time.perf_counter()
         results: list[Completion | None] = [None] * len(requests)
         failed: dict[str, int] = {}
@@ -297,7 +330,7 @@ class VLLMEngine:
         for indices, plan in plan_chats(requests):
             outputs = self._acquire().chat(
                 plan.conversations,
-                sampling_params=[SamplingParams(**s.as_kwargs()) for s in plan.sampling],
+                sampling_params=[sampling_params(s) for s in plan.sampling],
                 lora_request=self._lora_request(),
                 use_tqdm=False,
                 **plan.template_kwargs(),

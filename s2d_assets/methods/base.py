@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from s2d_assets.core.answer_set import CONSTRAINED, FREE, AnswerMode
 from s2d_assets.core.fingerprint import content_hash
 
 FieldValue = str | list[str]
@@ -103,6 +104,10 @@ class MethodDefinition:
     steps: tuple[AnyStep, ...]
     params: dict[str, Any] = field(default_factory=dict)
     slots: tuple[str, ...] = ()  # template fields filled once per experiment (e.g. few-shot exemplars)
+    # The LLM step whose output is the final answer alone (System 1's answer, CoT's extraction): the
+    # one step ``answer: constrained`` constrains to the task's answer set. None: no such step.
+    answer_step: str | None = None
+    answer: AnswerMode = FREE
 
     def __post_init__(self) -> None:
         seen = {*BASE_FIELDS, *self.slots}
@@ -227,10 +232,22 @@ class MethodDefinition:
         )
         return replace(self, steps=steps, slots=tuple(s for s in self.slots if s not in values))
 
+    def with_answer(self, mode: AnswerMode) -> MethodDefinition:
+        """The method with its final answer free or constrained (only a method with an answer step constrains)."""
+        if mode == CONSTRAINED and self.answer_step not in {step.name for step in self.prompt_steps}:
+            raise ValueError(
+                f"method {self.kind} has no step that states only the final answer, so its answer cannot be "
+                "constrained (its last step reasons and answers in one output)"
+            )
+        return replace(self, answer=mode)
+
     @property
     def fingerprint(self) -> str:
-        """Everything that shapes this method's generations: templates, budgets, parsers, params."""
-        return content_hash({"kind": self.kind, "steps": [s.spec() for s in self.steps], "params": self.params})
+        """Everything that shapes this method's generations: templates, budgets, parsers, params, answer mode."""
+        spec: dict[str, Any] = {"kind": self.kind, "steps": [s.spec() for s in self.steps], "params": self.params}
+        if self.answer == CONSTRAINED:  # free-form fingerprints are the ones from before the option existed
+            spec |= {"answer": self.answer, "answer_step": self.answer_step}
+        return content_hash(spec)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -28,6 +28,7 @@ COT_ZERO_SHOT = MethodDefinition(
         Step(name="reason", template=COT_REASON_TEMPLATE, max_new_tokens=192),
         Step(name="extract", template=COT_EXTRACT_TEMPLATE, max_new_tokens=24, continues="reason"),
     ),
+    answer_step="extract",
 )
 
 COT_FEW_SHOT = MethodDefinition(

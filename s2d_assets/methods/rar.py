@@ -25,6 +25,7 @@ RAR_1STEP = MethodDefinition(
         Step(name="respond", template=RAR_1STEP_TEMPLATE, max_new_tokens=96),
         Step(name="extract", template=ANSWER_CUE, max_new_tokens=24, continues="respond"),
     ),
+    answer_step="extract",
 )
 
 RAR_2STEP = MethodDefinition(
@@ -35,4 +36,5 @@ RAR_2STEP = MethodDefinition(
         Step(name="respond", template=RAR_RESPOND_TEMPLATE, max_new_tokens=96),
         Step(name="extract", template=ANSWER_CUE, max_new_tokens=24, continues="respond"),
     ),
+    answer_step="extract",
 )

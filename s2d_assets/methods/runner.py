@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from s2d_assets.core.answer_set import CONSTRAINED, AnswerSet
 from s2d_assets.engines.base import Completion, GenerationRequest, Message, SamplingParams, derive_seed
 from s2d_assets.methods.base import Compute, MethodDefinition, Step
 from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT
@@ -33,6 +34,8 @@ class Chain:
     question: str
     variant_id: int = 0
     sample_idx: int = 0
+    # The input's answer set (the task's ``answer_set(meta)``): a constrained method's answer step chooses in it.
+    answer_set: AnswerSet | None = None
 
 
 @dataclass
@@ -95,7 +98,8 @@ def run_method(
             for result in results:
                 _compute(step, result)
         else:
-            _generate(step, results, engine, temperature, top_p, seed, model_fingerprint)
+            constrained = method.answer == CONSTRAINED and step.name == method.answer_step
+            _generate(step, results, engine, temperature, top_p, seed, model_fingerprint, constrained)
     return results
 
 
@@ -123,6 +127,7 @@ def _generate(
     top_p: float,
     seed: int,
     model_fingerprint: str,
+    constrained: bool = False,
 ) -> None:
     params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=step.max_new_tokens)
     requests: list[GenerationRequest] = []
@@ -137,8 +142,11 @@ def _generate(
                 earlier, said = result.turns[step.continues]
                 messages = (*earlier, ("assistant", said + CONTINUATION_SEPARATOR + content))
             sample = result.chain.sample_idx
+            answer_set = result.chain.answer_set if constrained else None
+            if constrained and answer_set is None:
+                raise ValueError(f"step {step.name!r} is constrained; input {result.chain.input_id} has no answer set")
             draw = derive_seed(seed, sample, content) if len(messages) == 1 else derive_seed(seed, sample, messages)
-            requests.append(GenerationRequest(messages, params, sample_idx=sample, seed=draw))
+            requests.append(GenerationRequest(messages, params, sample_idx=sample, seed=draw, answer_set=answer_set))
             owners.append((index, None if step.for_each is None else item_index))
     completions = engine.generate(requests) if requests else []
     outputs: list[list[str]] = [[] for _ in results]

@@ -6,6 +6,7 @@ System 1 is a judge: it gets the judge instruction (MT-bench's pairwise judge, w
 position- and length-bias warnings) and answers with the verdict only, "A" or "B".
 """
 
+from s2d_assets.core.answer_set import FREE, AnswerMode
 from s2d_assets.methods.base import MethodDefinition, Step
 
 DIRECT_TEMPLATE = "{question}\nAnswer with only the final answer, and nothing else."
@@ -23,19 +24,22 @@ SYSTEM1_JUDGE = MethodDefinition(
     kind="system1",
     description="Direct verdict of a pairwise judge (System 1)",
     steps=(Step(name="answer", template=JUDGE_TEMPLATE, max_new_tokens=8),),
+    answer_step="answer",
 )
 SYSTEM1 = MethodDefinition(
     kind="system1",
     description="Direct answer (System 1)",
     steps=(Step(name="answer", template=DIRECT_TEMPLATE, max_new_tokens=16),),
+    answer_step="answer",
     # The judging tasks' System 1 prompt is part of what System 1 is, so it shapes its fingerprint too.
     params={"judge": SYSTEM1_JUDGE.fingerprint},
 )
 
 
-def system1_for(task_kind: str) -> MethodDefinition:
-    """The System 1 prompt of a task: the judge instruction for pairwise judging, else the direct answer."""
-    return SYSTEM1_JUDGE if task_kind == JUDGING_TASK else SYSTEM1
+def system1_for(task_kind: str, answer: AnswerMode = FREE) -> MethodDefinition:
+    """The System 1 prompt of a task (the judge instruction for pairwise judging, else the direct answer),
+    its answer free or constrained to the task's answer set (``evaluation.system1_answer``)."""
+    return (SYSTEM1_JUDGE if task_kind == JUDGING_TASK else SYSTEM1).with_answer(answer)
 
 
 def direct_prompt(question: str, task_kind: str = "") -> str:

@@ -6,6 +6,8 @@ import math
 import re
 import string
 
+from s2d_assets.core.answer_set import AnswerSet
+
 OPTION_LINE = re.compile(r"^[ \t]*\(([A-Z])\)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _LEADING_LETTER = re.compile(r"^\W*\(?([A-Z])\)(?:\W|$)|^\W*([A-Z])(?:[.:)]|\s*$)")
 _ANSWER_IS_LETTER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\)", re.IGNORECASE)
@@ -14,6 +16,8 @@ _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
 _ANSWER_IS_NUMBER = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*\**\s*(-?\$?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# A constrained numeric answer: an optional sign, digits, optional decimals (what parse_number reads back).
+NUMBER_ANSWER = AnswerSet(regex=r"-?[0-9]{1,12}(\.[0-9]{1,6})?")
 
 
 def options(prompt: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
 
 TRAIN = "train"  # used unlabelled: curation never reads `reference`
@@ -49,6 +50,21 @@ class Task(Protocol):
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None: ...
 
     def is_correct(self, answer: str | None, reference: str) -> bool: ...
+
+
+def answer_set(task: Task, meta: dict[str, Any]) -> AnswerSet | None:
+    """The answers a constrained final answer chooses among for an input with ``meta``.
+
+    Closed-form tasks define ``answer_set(meta)``; a task without it (or returning None, e.g.
+    free-text answers) is not constrainable. The task's own parser must read each answer back.
+    """
+    declared = getattr(task, "answer_set", None)
+    return declared(meta) if declared else None
+
+
+def constrainable(task: Task) -> bool:
+    """Whether ``answer: constrained`` applies to the task (its answer set for an input without metadata)."""
+    return answer_set(task, {}) is not None
 
 
 def prompt_meta(task: Task, prompt: str) -> dict[str, Any]:

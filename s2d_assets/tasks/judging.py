@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT, pair_prompt, parse_pair
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
@@ -279,6 +280,10 @@ class PairwiseJudgingTask:
         question, answer_a, answer_b = parse_pair(prompt)
         return [Variant(pair_prompt(question, answer_b, answer_a), {"A": "B", "B": "A", "tie": "tie"}, "order_swap")]
 
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        """The verdict alone, as the judge instruction asks: A or B."""
+        return AnswerSet.of("A", "B")
+
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         return parse_verdict(text)
 
@@ -305,7 +310,9 @@ def position_metrics(
     from s2d_assets.methods.runner import Chain, run_method
 
     chains = [
-        Chain(item["input_id"], prompt) for item in items for prompt in (item["prompt"], swapped_prompt(item["prompt"]))
+        Chain(item["input_id"], prompt, answer_set=task.answer_set({}))
+        for item in items
+        for prompt in (item["prompt"], swapped_prompt(item["prompt"]))
     ]
     fingerprint = getattr(engine, "model_fingerprint", "")
     results = run_method(method, chains, engine, temperature, top_p, seed, fingerprint, task.answer_format)

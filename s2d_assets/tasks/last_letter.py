@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import LastLetterSpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names, last_names
 
@@ -52,6 +53,10 @@ class LastLetterTask:
         quoted = re.search(r'"([^"]+)"', prompt)
         words = quoted.group(1).split() if quoted else []
         return {"words": words, "n_words": len(words) or self.spec.n_words}
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        """One lower-case letter per word."""
+        return AnswerSet(regex=f"[a-z]{{{int(meta.get('n_words', self.spec.n_words))}}}")
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         n_words = int(meta.get("n_words", self.spec.n_words))

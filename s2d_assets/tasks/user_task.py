@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2d_assets.config.tasks import UserTaskSpec
-from s2d_assets.tasks.answers import canonical_number, normalize_text, options, parse_choice, parse_number, short_answer
+from s2d_assets.core.answer_set import AnswerSet
+from s2d_assets.tasks.answers import (
+    NUMBER_ANSWER,
+    canonical_number,
+    normalize_text,
+    options,
+    parse_choice,
+    parse_number,
+    short_answer,
+)
 from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
 
@@ -75,6 +84,14 @@ class UserTask:
 
     def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
         return {"options": options(prompt)} if self.spec.answer_type == "choice" else {}
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet | None:
+        """By the declared answer type: a number, or the question's option letters; free text is not constrainable."""
+        if self.spec.answer_type == "number":
+            return NUMBER_ANSWER
+        if self.spec.answer_type == "choice":
+            return AnswerSet.of(*(sorted(meta.get("options") or {}) or ("A", "B")))
+        return None
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
         kind = self.spec.answer_type

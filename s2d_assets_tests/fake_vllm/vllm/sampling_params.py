@@ -27,7 +27,20 @@ _DEFAULTS: dict[str, Any] = {
     "min_tokens": 0,
     "logprobs": None,
     "skip_special_tokens": True,
+    "structured_outputs": None,
 }
+
+
+class StructuredOutputsParams:
+    """vLLM 0.29.0's structured-outputs constraint: exactly one kind (the fields the project can send)."""
+
+    def __init__(
+        self, json: Any = None, regex: str | None = None, choice: list[str] | None = None, grammar: str | None = None
+    ) -> None:
+        self.json, self.regex, self.choice, self.grammar = json, regex, choice, grammar
+        count = sum(value is not None for value in (json, regex, choice, grammar))
+        if count != 1:
+            raise VLLMValidationError(f"You must use exactly one kind of structured outputs constraint, got {count}")
 
 
 class SamplingParams:

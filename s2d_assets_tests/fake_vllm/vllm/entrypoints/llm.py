@@ -199,4 +199,8 @@ class LLM:
         if sampling.max_tokens is not None and len(token_ids) > sampling.max_tokens:
             token_ids, finish_reason = token_ids[: sampling.max_tokens], "length"
         text = " ".join(f"w{t}" for t in token_ids if t != EOS_TOKEN_ID)
+        constraint = sampling.structured_outputs
+        if constraint is not None and constraint.choice is not None:  # one of the choices, then EOS
+            text = constraint.choice[_hash(self.model, prompt, adapter, draw, "choice") % len(constraint.choice)]
+            token_ids, finish_reason = [*token_ids[: len(text.split())], EOS_TOKEN_ID], "stop"
         return CompletionOutput(index, text, token_ids, None, None, finish_reason, None, lora)
