@@ -29,14 +29,26 @@ SYSTEM_LABEL = {
 # The paper's figures (Yu et al. 2024, arXiv 2407.06023, Llama-2-70B-chat), only where the paper's own
 # text is cited here; every other cell names the table to look at. Keys: (task kind, method kind, system).
 PAPER_MODEL = "Llama-2-70B-chat"
+# Table 1 (Rephrase and Respond), as published: System 1 zero-shot, RaR 1-step, RaR 2-step, distilled 2-step RaR.
 PAPER_FIGURES: dict[tuple[str, str, str], str] = {
-    ("last_letter", "rar_2step", "distilled"): "98.0% (Table 1: RaR 2-step distilled)",
+    ("last_letter", "rar_1step", "system1"): "30.0% (the paper's Table 1: System 1)",
+    ("last_letter", "rar_2step", "system1"): "30.0% (the paper's Table 1: System 1)",
+    ("last_letter", "rar_1step", "system2"): "39.5% (the paper's Table 1: RaR 1-step)",
+    ("last_letter", "rar_2step", "system2"): "44.5% (the paper's Table 1: RaR 2-step)",
+    ("last_letter", "rar_2step", "distilled"): "98.0% (the paper's Table 1: distilled 2-step RaR)",
+    ("coin_flip", "rar_1step", "system1"): "56.1% (the paper's Table 1: System 1)",
+    ("coin_flip", "rar_2step", "system1"): "56.1% (the paper's Table 1: System 1)",
+    ("coin_flip", "rar_1step", "system2"): "58.5% (the paper's Table 1: RaR 1-step)",
+    ("coin_flip", "rar_2step", "system2"): "77.2% (the paper's Table 1: RaR 2-step)",
+    ("coin_flip", "rar_2step", "distilled"): "75.69% (the paper's Table 1: distilled 2-step RaR)",
 }
 PAPER_TABLES: dict[tuple[str, str], str] = {
     ("last_letter", "rar"): "see paper Table 1 (Rephrase and Respond)",
     ("coin_flip", "rar"): "see paper Table 1 (Rephrase and Respond)",
     ("last_letter", "system1"): "see paper Table 1 (Rephrase and Respond)",
     ("coin_flip", "system1"): "see paper Table 1 (Rephrase and Respond)",
+    ("coin_flip", "cot"): "no CoT cell: the paper distils RaR on coin flip (Table 1: System 1 56.1%, RaR 2-step "
+    "77.2%, distilled 75.69%)",
     ("factual_qa", "s2a"): "see the paper's S2A results (TriviaQA with injected opinions, biased and unbiased)",
     ("sycophancy", "s2a"): "not in the paper (its S2A setting is factual QA with injected opinions)",
     ("pairwise_judging", "bsm"): "see the paper's BSM results (OASST2 and MT-bench judging)",
