@@ -2,12 +2,12 @@
 evaluation (a system that gives one answer to almost every item)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, ResourceParam, asset_check
+from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetKey, ResourceParam, asset_check
 
 from s2d_assets.config.experiment import ChecksSpec
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.defs.common import method_key
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.replicates import replicate_contexts
 from s2d_assets.tasks import EVAL
@@ -135,33 +135,48 @@ def over_seeds(ctx: StageContext, check: Callable[[Warehouse], AssetCheckResult]
     )
 
 
-def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
-    dataset = method_key(experiment, task, method, "distillation_set")
-    generations = method_key(experiment, task, method, "s2_generations")
-    pool = method_key(experiment, task, method, "curated_pool")
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """An asset check a stage declares (``Stage.checks``): run on every seed's rows of (task, method)."""
 
-    @asset_check(asset=dataset, name="pool_size", blocking=True, description="Enough kept inputs to train on.")
-    def check_pool_size(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: pool_size(warehouse, task, method, spec.min_pool_size))
+    name: str
+    description: str
+    run: Callable[[Warehouse, str, str, ChecksSpec], AssetCheckResult]
+    blocking: bool = False  # a failure stops the downstream assets (training)
 
-    @asset_check(asset=dataset, name="no_eval_leakage", blocking=True, description="No eval-split input in training.")
-    def check_leakage(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: eval_leakage(warehouse, task, method))
 
-    @asset_check(asset=generations, name="parse_rate", description="Share of samples with a parsed answer.")
-    def check_parse_rate(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: parse_rate(warehouse, task, method, spec.min_parse_rate))
+POOL_SIZE = Check(
+    name="pool_size",
+    description="Enough kept inputs to train on.",
+    run=lambda warehouse, task, method, spec: pool_size(warehouse, task, method, spec.min_pool_size),
+    blocking=True,
+)
+NO_EVAL_LEAKAGE = Check(
+    name="no_eval_leakage",
+    description="No eval-split input in training.",
+    run=lambda warehouse, task, method, spec: eval_leakage(warehouse, task, method),
+    blocking=True,
+)
+PARSE_RATE = Check(
+    name="parse_rate",
+    description="Share of samples with a parsed answer.",
+    run=lambda warehouse, task, method, spec: parse_rate(warehouse, task, method, spec.min_parse_rate),
+)
+ANSWER_DISTRIBUTION = Check(
+    name="answer_distribution",
+    description="The kept answers are not all the same.",
+    run=lambda warehouse, task, method, spec: answer_distribution(warehouse, task, method, spec.max_answer_share),
+)
+ANSWER_COLLAPSE = Check(
+    name="answer_collapse",
+    description="No system gives the same answer to almost every eval item.",
+    run=lambda warehouse, task, method, spec: answer_collapse(warehouse, task, method, spec.max_eval_answer_share),
+)
 
-    @asset_check(asset=pool, name="answer_distribution", description="The kept answers are not all the same.")
-    def check_answers(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: answer_distribution(warehouse, task, method, spec.max_answer_share))
 
-    @asset_check(
-        asset=method_key(experiment, task, method, "evaluation"),
-        name="answer_collapse",
-        description="No system gives the same answer to almost every eval item.",
-    )
-    def check_collapse(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: answer_collapse(warehouse, task, method, spec.max_eval_answer_share))
+def stage_check(check: Check, key: AssetKey, task: str, method: str, spec: ChecksSpec) -> AssetChecksDefinition:
+    @asset_check(asset=key, name=check.name, blocking=check.blocking, description=check.description)
+    def _check(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return over_seeds(s2d, lambda warehouse: check.run(warehouse, task, method, spec))
 
-    return [check_pool_size, check_leakage, check_parse_rate, check_answers, check_collapse]
+    return _check
