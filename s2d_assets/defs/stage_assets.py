@@ -42,8 +42,8 @@ from s2d_assets.defs.on_ray import ray_resource_keys, stage_runs_on_ray, trainin
 from s2d_assets.defs.sources import source_key
 from s2d_assets.distill import plan
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.replicates import combined_version, replicate_names, run_replicates
-from s2d_assets.distill.report import accuracy_tokens_png, markdown_image
+from s2d_assets.distill.replicates import combined_version, run_replicates
+from s2d_assets.report.plots import plot_evaluation
 from s2d_assets.tasks.sources import all_sources
 
 BASE = "base_model"  # an upstream name meaning the base model asset
@@ -118,18 +118,6 @@ def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method:
 def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
     checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / "current").resolve()
     return distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
-
-
-def _plot_evaluation(ctx: StageContext, task: str, method: str, result: StageResult) -> None:
-    """Accuracy against tokens, with error bars over the seeds when there are several."""
-    names = replicate_names(ctx)
-    rows = ctx.warehouse.query(
-        "SELECT experiment, system, accuracy, mean_tokens FROM evaluations "
-        "WHERE list_contains(?, experiment) AND task = ? AND method = ?",
-        [names, task, method],
-    ).to_dicts()
-    png = accuracy_tokens_png(rows, f"{task} / {method}" + (f" ({len(names)} seeds)" if len(names) > 1 else ""))
-    result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")
 
 
 STAGES: tuple[Stage, ...] = (
@@ -222,7 +210,7 @@ STAGES: tuple[Stage, ...] = (
         description="System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",
         calls_engine=always,
         checks=(ANSWER_COLLAPSE,),
-        after=_plot_evaluation,
+        after=plot_evaluation,
     ),
 )
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}

@@ -16,12 +16,10 @@ CSV keeps every float exactly (Python's shortest round-trip ``repr``); JSON is s
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -220,52 +218,3 @@ def render(result: QueryResult, fmt: str) -> str:
     if fmt == "json":
         return render_json(result)
     return render_table(result)
-
-
-# -- command -----------------------------------------------------------------------------------------
-def cmd_sql(args: argparse.Namespace) -> int:
-    """Errors are ``UserError``s: the `s2d` command prints them as one line and exits with status 2."""
-    from s2d_assets.core.paths import state_paths
-    from s2d_assets.core.warehouse import Warehouse
-
-    if args.file is not None:
-        if args.query is not None:
-            raise QueryError("give the query as an argument or with --file, not both")
-        source = str(args.file)
-        try:
-            sql = args.file.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise QueryError(f"{source}: cannot read the query file ({one_line(str(error))})") from None
-    elif args.query is None:
-        raise QueryError("no query given: s2d sql \"SELECT ...\" (or --file query.sql, or '-' for stdin)")
-    else:
-        source = "<stdin>" if args.query == "-" else "query"
-        sql = sys.stdin.read() if args.query == "-" else args.query
-    try:
-        check_read_only(sql)  # refuse a write before looking for the warehouse
-        database = args.warehouse or Warehouse(state_paths().warehouse).read_snapshot()
-        result = run_query(database, sql)
-    except QueryError as error:
-        raise type(error)(f"{source}: {error}") from None
-    print(render(result, args.format))
-    return 0
-
-
-def add_sql_command(commands: Any) -> None:
-    """Register `s2d sql` on the CLI's sub-command parsers."""
-    sql = commands.add_parser(
-        "sql",
-        help="run one read-only SQL query on the warehouse and print the result",
-        description="Run one read-only query on the warehouse (writes are refused), e.g. "
-        "s2d sql \"SELECT * FROM analytics.pool_summary\". Use '-' to read the query from stdin.",
-    )
-    sql.add_argument("query", nargs="?", help="the SQL query, or '-' to read it from stdin")
-    sql.add_argument("--file", type=Path, default=None, help="read the query from this file instead")
-    sql.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
-    sql.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="DuckDB file to read (default: the state folder's read snapshot, warehouse.read.duckdb)",
-    )
-    sql.set_defaults(func=cmd_sql)
