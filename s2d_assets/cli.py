@@ -17,9 +17,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT, experiment_path
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, experiment_path
 from s2d_assets.core.errors import UserError, one_line
-from s2d_assets.core.paths import ensure_dagster_home, state_paths
+from s2d_assets.core.paths import PROJECT_ROOT, state_paths
+from s2d_assets.defs.instance import ensure_dagster_home
 from s2d_assets.report.results_doc import DEFAULT_OUTPUT
 from s2d_assets.report.results_table import RESULT_FORMATS, print_results
 from s2d_assets.sql.query import FORMATS, QueryError, check_read_only, render, run_query

@@ -38,8 +38,9 @@ from typing import Any
 
 import duckdb
 
-from s2d_assets.config.experiment import PROJECT_ROOT, load_experiment
+from s2d_assets.config.experiment import load_experiment
 from s2d_assets.core.errors import UserError
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.distill.reading import READ_NOTE
 from s2d_assets.report.results_blocks import display_path, experiment_block, paper_block, sweep_block
