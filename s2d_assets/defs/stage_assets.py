@@ -25,6 +25,7 @@ from dagster import (
 
 from s2d_assets import distill
 from s2d_assets.config.experiment import Experiment
+from s2d_assets.core.checkpoints import CURRENT
 from s2d_assets.core.progress import metering, reporting
 from s2d_assets.core.stage_result import StageResult
 from s2d_assets.defs.automation import base_model_condition, eager, on_refresh_cron
@@ -116,7 +117,7 @@ def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method:
 
 
 def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
-    checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / "current").resolve()
+    checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / CURRENT).resolve()
     return distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
 
 

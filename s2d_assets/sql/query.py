@@ -80,14 +80,27 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def check_read_only(sql: str) -> exp.Expression:
-    """The single read-only statement in ``sql``, or an error saying why it is refused."""
+class SqlSyntaxError(ValueError):
+    """SQL sqlglot cannot read; the message is its description and where (line, column)."""
+
+
+def parse_statements(sql: str) -> list[exp.Expression]:
+    """The statements sqlglot reads in ``sql`` (DuckDB's dialect): the one parse behind `s2d sql` and the
+    SQL models (``models.py``), each of which says how many statements it takes."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        return [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as error:
         detail = error.errors[0] if error.errors else {}
         where = f" (line {detail.get('line')}, column {detail.get('col')})" if detail else ""
-        raise QueryError(f"the query does not parse: {detail.get('description', error)}{where}") from None
+        raise SqlSyntaxError(f"{detail.get('description', error)}{where}") from None
+
+
+def check_read_only(sql: str) -> exp.Expression:
+    """The single read-only statement in ``sql``, or an error saying why it is refused."""
+    try:
+        statements = parse_statements(sql)
+    except SqlSyntaxError as error:
+        raise QueryError(f"the query does not parse: {error}") from None
     if not statements:
         raise QueryError("no SQL statement given")
     if len(statements) > 1:
