@@ -17,11 +17,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, PROJECT_ROOT, experiment_path
+from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, experiment_path
 from s2d_assets.core.errors import UserError, one_line
-from s2d_assets.core.paths import ensure_dagster_home, state_paths
-from s2d_assets.distill.results_doc import add_results_commands
-from s2d_assets.sql.query import add_sql_command
+from s2d_assets.core.paths import PROJECT_ROOT, state_paths
+from s2d_assets.defs.instance import ensure_dagster_home
+from s2d_assets.report.results_doc import DEFAULT_OUTPUT
+from s2d_assets.report.results_table import RESULT_FORMATS, print_results
+from s2d_assets.sql.query import FORMATS, QueryError, check_read_only, render, run_query
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -120,71 +122,6 @@ def experiment_name(defs: Any) -> str | None:
     return getattr(getattr(ctx, "experiment", None), "name", None)
 
 
-RESULT_FORMATS = ("table", "csv", "json", "markdown")
-# What was read beside accuracy (``distill/reading.py``): (shown as, evaluations column, expression); a warehouse
-# from before a column shows NULL there. ``truncated_pct`` is NULL while any answer's end is unknown.
-READ_COLUMNS = (
-    ("parsed_pct", "parse_rate", "round(100 * parse_rate, 1)"),
-    ("n_parsed", "n_parsed", "n_parsed"),
-    ("accuracy_parsed_pct", "accuracy_parsed", "round(100 * accuracy_parsed, 1)"),
-    ("truncated_pct", "truncation_rate", "round(100 * truncation_rate, 1)"),
-)
-READ_COLUMNS_SQL = "SELECT column_name FROM information_schema.columns WHERE table_name = 'evaluations'"
-
-
-def print_results(warehouse_path: Path, experiment: str | None = None, fmt: str = "table") -> None:
-    """The evaluation table (one experiment with its seeds' replicates, or all), read from the warehouse's read
-    snapshot (never blocks a run)."""
-    import duckdb
-    import polars as pl
-
-    from s2d_assets.core.warehouse import Warehouse
-    from s2d_assets.distill.reading import NOT_KNOWN
-    from s2d_assets.sql.query import SANDBOX, QueryResult, render_csv, render_json, render_markdown
-
-    snapshot = Warehouse(warehouse_path).read_snapshot()
-    with duckdb.connect(str(snapshot), read_only=True, config=dict(SANDBOX)) as con:
-        present = {r[0] for r in con.execute(READ_COLUMNS_SQL).fetchall()}
-        read = ", ".join(
-            f"{expression if column in present else 'NULL'} AS {name}" for name, column, expression in READ_COLUMNS
-        )
-        table = con.sql(
-            "SELECT experiment, task, method, system, n, round(100 * accuracy, 1) AS accuracy_pct, "
-            f"{read}, round(mean_tokens, 1) AS mean_tokens, round(seconds_per_item, 3) AS seconds_per_item, "
-            "round(100 * majority_rate, 1) AS majority_pct, train_examples "
-            "FROM evaluations WHERE ?::VARCHAR IS NULL OR experiment = ? OR starts_with(experiment, ? || '.seed') "
-            "ORDER BY experiment, task, method, CASE system WHEN 'system1' THEN 0 WHEN 'system2' THEN 1 ELSE 2 END",
-            params=[experiment, experiment, experiment],
-        ).pl()
-        known = [row[0] for row in con.execute("SELECT DISTINCT experiment FROM evaluations ORDER BY 1").fetchall()]
-    if experiment is not None and table.height == 0:
-        raise UserError(
-            f"no results for experiment {experiment!r} in {warehouse_path}; "
-            + (f"experiments with results: {', '.join(known)}" if known else "run `s2d run` first")
-        )
-    if fmt in ("table", "markdown"):  # for people: an end nobody recorded is "n/a", not a blank
-        unknown = pl.col("truncated_pct").cast(pl.String).fill_null(NOT_KNOWN)
-        table = table.with_columns(
-            pl.when(pl.col("accuracy_pct").is_null()).then(None).otherwise(unknown).alias("truncated_pct")
-        )
-    if fmt != "table":
-        result = QueryResult(table.columns, table.rows())
-        render = {"csv": render_csv, "json": render_json}.get(fmt)
-        print(render(result) if render else render_markdown(result.columns, result.rows))
-        return
-    with pl.Config(
-        tbl_rows=200, tbl_cols=-1, tbl_width_chars=220, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True
-    ):
-        print(
-            "Evaluation (eval split; System 1 = base model direct answer, System 2 = the method, "
-            "distilled = fine-tuned System 1). Beside accuracy (an unparsed answer counts as wrong): the share of "
-            "answers that parsed, the accuracy over those n_parsed answers, the share cut off at the token "
-            "budget (n/a: the engine did not record how its answers ended), generated tokens per item, and the "
-            "majority-class rate (what always giving the eval split's most common answer scores):"
-        )
-        print(table)
-
-
 def _experiment_name_arg(value: str | None) -> str | None:
     """``--experiment`` of ``s2d results``: a name, or an experiment file whose name is used."""
     if value and value.endswith((".yaml", ".yml")) and Path(value).is_file():
@@ -199,11 +136,60 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Errors are ``UserError``s: printed as one line, exit status 2."""
+    from s2d_assets.core.warehouse import Warehouse
+
+    if args.file is not None:
+        if args.query is not None:
+            raise QueryError("give the query as an argument or with --file, not both")
+        source = str(args.file)
+        try:
+            sql = args.file.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise QueryError(f"{source}: cannot read the query file ({one_line(str(error))})") from None
+    elif args.query is None:
+        raise QueryError("no query given: s2d sql \"SELECT ...\" (or --file query.sql, or '-' for stdin)")
+    else:
+        source = "<stdin>" if args.query == "-" else "query"
+        sql = sys.stdin.read() if args.query == "-" else args.query
+    try:
+        check_read_only(sql)  # refuse a write before looking for the warehouse
+        database = args.warehouse or Warehouse(state_paths().warehouse).read_snapshot()
+        result = run_query(database, sql)
+    except QueryError as error:
+        raise type(error)(f"{source}: {error}") from None
+    print(render(result, args.format))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from s2d_assets.report.results_doc import build_blocks, default_sources, render, write_report
+
+    files = [Path(p) for p in args.experiment] or default_sources()
+    warehouse = args.warehouse or state_paths().warehouse
+    if args.stdout:
+        print(render(build_blocks(warehouse, files)))
+        return 0
+    write_report(warehouse, files, args.output)
+    print(f"Wrote {args.output} from {warehouse}.")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from s2d_assets.config.experiment import load_experiment
+    from s2d_assets.distill.sweep import run_sweep
+
+    for path in args.experiments:
+        run_sweep(load_experiment(path), state_paths(), self_consistency=args.self_consistency)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a curated pool or distillation set, with a dataset card, from the warehouse and Dagster's history."""
     from s2d_assets.defs.export import export_one
     from s2d_assets.defs.runs import open_instance
-    from s2d_assets.distill.export import PoolRef
+    from s2d_assets.report.export import PoolRef
 
     ref = PoolRef.parse(args.pool)
     paths = state_paths()
@@ -269,8 +255,55 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, help="folder (default: <state>/exports/<pool>/<format>)")
     export.set_defaults(func=cmd_export)
 
-    add_sql_command(commands)
-    add_results_commands(commands)  # s2d report, s2d sweep
+    sql = commands.add_parser(
+        "sql",
+        help="run one read-only SQL query on the warehouse and print the result",
+        description="Run one read-only query on the warehouse (writes are refused), e.g. "
+        "s2d sql \"SELECT * FROM analytics.pool_summary\". Use '-' to read the query from stdin.",
+    )
+    sql.add_argument("query", nargs="?", help="the SQL query, or '-' to read it from stdin")
+    sql.add_argument("--file", type=Path, default=None, help="read the query from this file instead")
+    sql.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
+    sql.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file to read (default: the state folder's read snapshot, warehouse.read.duckdb)",
+    )
+    sql.set_defaults(func=cmd_sql)
+
+    report = commands.add_parser(
+        "report",
+        help="regenerate docs/results.md from the warehouse (mean ± sd over seeds, baselines, the paper)",
+        description="Regenerate the results document from the warehouse. Blocks between "
+        "'<!-- s2d report: begin ID -->' and 'end ID' are replaced; text outside them is kept.",
+    )
+    report.add_argument(
+        "-e",
+        "--experiment",
+        action="append",
+        default=[],
+        help="an experiment file to report (repeatable; default: experiments/*.yaml and experiments/sweeps/*.yaml "
+        "that have rows in the warehouse)",
+    )
+    report.add_argument("--output", "-o", type=Path, default=DEFAULT_OUTPUT, help="the document (default: %(default)s)")
+    report.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: the state folder's)")
+    report.add_argument("--stdout", action="store_true", help="print a fresh document instead of writing the file")
+    report.set_defaults(func=cmd_report)
+    sweep = commands.add_parser(
+        "sweep",
+        help="generation-only sweep: System 1 and each System 2 method on the eval split, for every seed",
+        description="Inputs, the System 1 baseline and each method's System 2 answers on the eval split, for "
+        "every seed and task of the given experiment files; no train-split samples, no training. "
+        "`s2d report` then shows the sweep table.",
+    )
+    sweep.add_argument("experiments", nargs="+", type=Path, help="sweep experiment files (experiments/sweeps/*.yaml)")
+    sweep.add_argument(
+        "--self-consistency",
+        action="store_true",
+        help="also each method's plurality answer over the experiment's n_samples sampled chains",
+    )
+    sweep.set_defaults(func=cmd_sweep)
 
     ui = commands.add_parser("ui", help="start the Dagster UI on the project's persistent DAGSTER_HOME")
     _experiment_arg(ui)

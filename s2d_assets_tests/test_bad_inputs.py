@@ -20,9 +20,8 @@ import pytest
 import yaml
 
 from s2d_assets.cli import main
-from s2d_assets.config.experiment import PROJECT_ROOT
 from s2d_assets.core.checkpoints import publish_checkpoint
-from s2d_assets.core.paths import StatePaths
+from s2d_assets.core.paths import PROJECT_ROOT, StatePaths
 from s2d_assets.core.warehouse import Warehouse
 
 BAD = Path(__file__).parent / "data" / "bad"

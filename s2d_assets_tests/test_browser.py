@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from s2d_assets.config.experiment import PROJECT_ROOT
-from s2d_assets.core.paths import DAGSTER_YAML
+from s2d_assets.core.paths import PROJECT_ROOT
+from s2d_assets.defs.instance import DAGSTER_YAML
 from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from dagster import AssetKey, DagsterInstance, evaluate_automation_conditions
 
 from s2d_assets import cli
 from s2d_assets.config.experiment import parse_experiment
-from s2d_assets.core.paths import DAGSTER_YAML
+from s2d_assets.defs.instance import DAGSTER_YAML
 from s2d_assets.defs.refresh import DependencyGraph
 from s2d_assets.distill.context import StageContext
 from s2d_assets_tests.conftest import tiny_experiment_data

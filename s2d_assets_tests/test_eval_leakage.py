@@ -12,8 +12,9 @@ from dagster import AssetKey, DagsterInstance
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.defs.checks import eval_leakage
+from s2d_assets.defs.checks import check_result
 from s2d_assets.defs.definitions import MATERIALIZE_ALL, build_definitions
+from s2d_assets.distill.checks import eval_leakage
 from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 
 TRAIN = [("t1", "A coin is heads up. Ann flips the coin. Is the coin still heads up?"), ("t2", "Is the sky blue?")]
@@ -43,7 +44,7 @@ def test_a_leaking_input_set_fails_the_check_whatever_the_ids(tmp_path: Path) ->
     warehouse.replace_rows("inputs", {"task": "coin"}, inputs_frame("coin"))
     # t1 has its own id, but its question is the eval question e1 (case and spaces aside).
     warehouse.replace_rows("distillation_set", {"task": "coin", "method": "m"}, distillation("coin", "m", ["t1", "t2"]))
-    result = eval_leakage(warehouse, "coin", "m")
+    result = check_result(eval_leakage(warehouse, "coin", "m"))  # as Dagster records it
     assert not result.passed
     assert result.metadata["leaked_inputs"].value == 1
     assert "t1 (= eval e1)" in result.metadata["examples"].value

@@ -10,8 +10,9 @@ import pytest
 from s2d_assets import distill
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
-from s2d_assets.defs.checks import answer_collapse
+from s2d_assets.defs.checks import check_result
 from s2d_assets.distill import StageContext
+from s2d_assets.distill.checks import answer_collapse
 from s2d_assets.distill.evaluate import answer_baselines, item_groups, majority_class
 from s2d_assets.engines.base import GenerationRequest
 from s2d_assets.tasks import build_task
@@ -88,7 +89,7 @@ def test_a_constant_answer_model_fires_the_collapse_check_and_an_empty_pool_is_u
     assert "majority_class_%" in result.markdown["evaluation"]
     assert ctx.warehouse.count("generations", {"system": "distilled"}) == 0
 
-    check = answer_collapse(ctx.warehouse, "coin", "rar", 0.9)
+    check = check_result(answer_collapse(ctx.warehouse, "coin", "rar", 0.9))  # as Dagster records it
     assert not check.passed and check.severity.value == "WARN"
     assert "system1 answers 'yes' to 100% of 12 items" in (check.description or "")
     assert check.metadata["system1_top_answer_share"].value == 1.0

@@ -11,9 +11,11 @@ from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 def test_shipped_default_loads() -> None:
     experiment = load_experiment(DEFAULT_EXPERIMENT)
     assert set(experiment.tasks) == {"coin_flip"}
-    assert {m.kind for m in experiment.methods.values()} == {"rar_1step"}
-    assert experiment.n_samples == 8
-    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs three
+    assert {m.kind for m in experiment.methods.values()} == {"cot_zero_shot"}
+    assert experiment.model.teach is not None  # a taught System 2, on other numbers of people
+    assert {t.n_people for t in experiment.model.teach.tasks.values()}.isdisjoint({experiment.tasks["coin_flip"].n_people})
+    assert experiment.evaluation.system1_answer == "constrained"  # System 1 answers directly
+    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs five
 
 
 @pytest.mark.parametrize(

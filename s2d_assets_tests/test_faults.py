@@ -239,7 +239,8 @@ def test_two_runs_and_two_readers_at_once_without_lock_errors(tiny_model_dir: Pa
 OPENER = """
 import sys, time
 from pathlib import Path
-from s2d_assets.core.paths import StatePaths, ensure_dagster_home
+from s2d_assets.core.paths import StatePaths
+from s2d_assets.defs.instance import ensure_dagster_home
 from s2d_assets.defs.runs import open_instance
 paths = StatePaths(Path(sys.argv[1]))
 ensure_dagster_home(paths)

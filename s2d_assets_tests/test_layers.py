@@ -21,8 +21,9 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError(f"blocked: {name}")
 sys.meta_path.insert(0, Block())
 import s2d_assets.config, s2d_assets.core, s2d_assets.engines, s2d_assets.methods, s2d_assets.tasks
-import s2d_assets.distill, s2d_assets.coconut, s2d_assets.sql
+import s2d_assets.distill, s2d_assets.coconut, s2d_assets.sql, s2d_assets.report
 import s2d_assets.distill.curate, s2d_assets.distill.evaluate, s2d_assets.distill.train, s2d_assets.coconut.stages
+import s2d_assets.report.results_doc, s2d_assets.report.export, s2d_assets.report.plots, s2d_assets.report.results_table
 assert not any(m == "dagster" or m.startswith("dagster.") for m in sys.modules)
 print("ok")
 """

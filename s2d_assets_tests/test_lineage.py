@@ -187,7 +187,7 @@ def test_concurrent_materialisations_both_succeed(project: Project) -> None:
     import subprocess
     import sys
 
-    from s2d_assets.core.paths import DAGSTER_YAML
+    from s2d_assets.defs.instance import DAGSTER_YAML
 
     project.defs()  # writes the experiment file
     (project.root / "dagster_home" / "dagster.yaml").write_text(DAGSTER_YAML)

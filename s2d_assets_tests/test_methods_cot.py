@@ -78,7 +78,7 @@ def test_a_malformed_exemplar_file_names_the_line(tmp_path: Path) -> None:
 
 
 def test_the_shipped_exemplar_file_loads_from_a_project_relative_path() -> None:
-    from s2d_assets.tasks.user_files import resolve_path
+    from s2d_assets.core.paths import resolve_path
 
     path = resolve_path("experiments/exemplars/arithmetic_cot.jsonl")
     prefix = build_method("cot_few_shot", exemplars=path).steps[0].render("Q?", {})

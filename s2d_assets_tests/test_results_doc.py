@@ -11,7 +11,7 @@ import pytest
 
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.distill import results_doc
+from s2d_assets.report import results_doc
 from s2d_assets.tasks import build_task
 from s2d_assets_tests.conftest import write_experiment
 

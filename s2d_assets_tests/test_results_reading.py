@@ -13,13 +13,13 @@ import polars as pl
 import pytest
 
 from s2d_assets import distill
-from s2d_assets.cli import print_results
 from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
-from s2d_assets.distill import results_doc
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.curate import BALANCE_ANSWERS, pool_summary
 from s2d_assets.distill.reading import Reading
+from s2d_assets.report import results_doc
+from s2d_assets.report.results_table import print_results
 from s2d_assets.tasks import build_task
 from s2d_assets_tests.conftest import write_experiment
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.defs.sql_models import SQL_FOLDER
 from s2d_assets.defs.tables import WAREHOUSE_TABLES
 from s2d_assets.sql.models import load_models

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from s2d_assets.cli import main
-from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.defs.sql_models import SQL_FOLDER
 from s2d_assets.defs.tables import WAREHOUSE_TABLES

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from s2d_assets.core.errors import StateError
-from s2d_assets.core.paths import DAGSTER_YAML, StatePaths, ensure_dagster_home
+from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.snapshot import snapshot_path
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.defs.instance import DAGSTER_YAML, ensure_dagster_home
 
 OLD_DAGSTER_YAML = """\
 # Written by s2d. DuckDB allows one writer per file: every asset that writes the warehouse

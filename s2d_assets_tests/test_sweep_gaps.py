@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from s2d_assets.config.experiment import parse_experiment
-from s2d_assets.distill.results_blocks import gap_text, paired_gap, sweep_block
-from s2d_assets.distill.results_data import Cell, ExperimentResults, Source, TaskMethod
+from s2d_assets.report.results_blocks import gap_text, paired_gap, sweep_block
+from s2d_assets.report.results_data import Cell, ExperimentResults, Source, TaskMethod
 
 MARK = "**(> 2 se)**"
 

@@ -21,7 +21,7 @@ from s2d_assets.coconut import prontoqa, prosqa
 from s2d_assets.config.coconut import CoconutSpec, ProsQASpec
 from s2d_assets.config.experiment import Experiment
 from s2d_assets.core.base_models import BaseModel
-from s2d_assets.core.checkpoints import publish_checkpoint, read_manifest
+from s2d_assets.core.checkpoints import CURRENT, publish_checkpoint, read_manifest
 from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.stage_result import StageResult, markdown_table
@@ -73,7 +73,7 @@ class CoconutPipeline:
         return self.paths.checkpoint(self.experiment.name, self.task, METHOD, name)
 
     def current(self, name: str) -> Path:
-        link = self.root(name) / "current"
+        link = self.root(name) / CURRENT
         if not link.exists():
             raise FileNotFoundError(f"{link}: checkpoint {name!r} is not trained yet; materialise it first")
         return link.resolve()

@@ -33,8 +33,8 @@ from s2d_assets.config.validation import (
 from s2d_assets.core.answer_set import FREE, AnswerMode
 from s2d_assets.core.errors import UserError, one_line
 from s2d_assets.core.fingerprint import content_hash
+from s2d_assets.core.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXPERIMENT = PROJECT_ROOT / "experiments" / "default.yaml"
 
 

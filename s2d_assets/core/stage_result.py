@@ -1,7 +1,8 @@
-"""What a stage returns, and the markdown tables it shows in Dagster."""
+"""What a stage returns, and the markdown tables and images it shows in Dagster."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,3 +28,7 @@ def markdown_table(frame: pl.DataFrame) -> str:
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
     return text.replace("|", "\\|").replace("\n", " ")[:120]
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

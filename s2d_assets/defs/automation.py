@@ -102,6 +102,16 @@ def missing_or_on_cron_when_changed(cron: str) -> AutomationCondition:
     return (AutomationCondition.on_missing() | on_cron).with_label(f"on missing or on cron ({cron}) when changed")
 
 
+def eager(experiment: Experiment) -> AutomationCondition:
+    """A stage's condition (``Stage.automation``): eager."""
+    return eager_or_code_changed()
+
+
+def on_refresh_cron(experiment: Experiment) -> AutomationCondition:
+    """A stage's condition (``Stage.automation``) where the LLM cost is: missing, else on the refresh cron."""
+    return missing_or_on_cron_when_changed(experiment.schedule.refresh_cron)
+
+
 def base_model_condition() -> AutomationCondition:
     return (AutomationCondition.on_missing() | AutomationCondition.code_version_changed()).with_label(
         "on missing or code version changed"

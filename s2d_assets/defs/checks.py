@@ -1,167 +1,76 @@
-"""Asset checks that guard the pools (the blocking ones stop a checkpoint from being trained) and the
-evaluation (a system that gives one answer to almost every item)."""
+"""Asset checks: the plain guards of ``distill/checks.py``, run on every seed's rows and wrapped as
+Dagster results. Blocking ones stop a checkpoint from being trained; which stage carries which
+check is declared in the stage table (``Stage.checks``)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, ResourceParam, asset_check
+from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetKey, ResourceParam, asset_check
 
 from s2d_assets.config.experiment import ChecksSpec
 from s2d_assets.core.warehouse import Warehouse
-from s2d_assets.defs.common import method_key
+from s2d_assets.distill.checks import (
+    CheckOutcome,
+    answer_collapse,
+    answer_distribution,
+    eval_leakage,
+    over_seeds,
+    parse_rate,
+    pool_size,
+)
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.replicates import replicate_contexts
-from s2d_assets.tasks import EVAL
-from s2d_assets.tasks.base import normalize_prompt
 
 
-def pool_size(warehouse: Warehouse, task: str, method: str, minimum: int) -> AssetCheckResult:
-    examples = warehouse.count("distillation_set", {"task": task, "method": method})
+def check_result(outcome: CheckOutcome) -> AssetCheckResult:
+    """A guard's outcome as Dagster's check result (a warning when the guard only warns)."""
+    severity = {"severity": AssetCheckSeverity.WARN} if outcome.warn else {}
     return AssetCheckResult(
-        passed=examples >= minimum,
-        metadata={"examples": examples, "min_pool_size": minimum},
-        description=f"{examples} kept inputs; training needs at least {minimum}",
+        passed=outcome.passed, metadata=outcome.metadata, description=outcome.description, **severity
     )
 
 
-def eval_leakage(warehouse: Warehouse, task: str, method: str) -> AssetCheckResult:
-    """No training example asks an eval question: prompts are compared normalised, whatever the ids say.
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """An asset check a stage declares (``Stage.checks``): run on every seed's rows of (task, method)."""
 
-    A training example whose input is not in ``inputs`` cannot be checked, and fails the check too.
-    """
-    training = warehouse.query(
-        "SELECT d.input_id, i.prompt FROM distillation_set d LEFT JOIN inputs i USING (experiment, task, input_id) "
-        "WHERE d.experiment = ? AND d.task = ? AND d.method = ? ORDER BY d.input_id",
-        [warehouse.experiment, task, method],
-    ).rows()
-    evaluation = warehouse.query(
-        "SELECT input_id, prompt FROM inputs WHERE experiment = ? AND task = ? AND split = ? ORDER BY input_id",
-        [warehouse.experiment, task, EVAL],
-    ).rows()
-    eval_ids = {normalize_prompt(prompt): input_id for input_id, prompt in evaluation}
-    leaked = [
-        f"{input_id} (not in inputs)" if prompt is None else f"{input_id} (= eval {eval_ids[normalize_prompt(prompt)]})"
-        for input_id, prompt in training
-        if prompt is None or normalize_prompt(prompt) in eval_ids
-    ]
-    return AssetCheckResult(
-        passed=not leaked,
-        metadata={"leaked_inputs": len(leaked), "examples": ", ".join(leaked[:10])},
-        description="no eval question in the training set" if not leaked else f"{len(leaked)} eval questions leaked",
-    )
+    name: str
+    description: str
+    run: Callable[[Warehouse, str, str, ChecksSpec], CheckOutcome]
+    blocking: bool = False  # a failure stops the downstream assets (training)
 
 
-def parse_rate(warehouse: Warehouse, task: str, method: str, minimum: float) -> AssetCheckResult:
-    row = warehouse.query(
-        "SELECT count(*) AS n, count(answer) AS parsed FROM generations "
-        "WHERE experiment = ? AND task = ? AND method = ? AND system = 'system2' AND split = 'train'",
-        [warehouse.experiment, task, method],
-    ).row(0, named=True)
-    rate = row["parsed"] / row["n"] if row["n"] else 0.0
-    return AssetCheckResult(
-        passed=rate >= minimum,
-        metadata={"parse_rate": round(rate, 4), "min_parse_rate": minimum, "samples": row["n"]},
-    )
+POOL_SIZE = Check(
+    name="pool_size",
+    description="Enough kept inputs to train on.",
+    run=lambda warehouse, task, method, spec: pool_size(warehouse, task, method, spec.min_pool_size),
+    blocking=True,
+)
+NO_EVAL_LEAKAGE = Check(
+    name="no_eval_leakage",
+    description="No eval-split input in training.",
+    run=lambda warehouse, task, method, spec: eval_leakage(warehouse, task, method),
+    blocking=True,
+)
+PARSE_RATE = Check(
+    name="parse_rate",
+    description="Share of samples with a parsed answer.",
+    run=lambda warehouse, task, method, spec: parse_rate(warehouse, task, method, spec.min_parse_rate),
+)
+ANSWER_DISTRIBUTION = Check(
+    name="answer_distribution",
+    description="The kept answers are not all the same.",
+    run=lambda warehouse, task, method, spec: answer_distribution(warehouse, task, method, spec.max_answer_share),
+)
+ANSWER_COLLAPSE = Check(
+    name="answer_collapse",
+    description="No system gives the same answer to almost every eval item.",
+    run=lambda warehouse, task, method, spec: answer_collapse(warehouse, task, method, spec.max_eval_answer_share),
+)
 
 
-def answer_distribution(warehouse: Warehouse, task: str, method: str, max_share: float) -> AssetCheckResult:
-    counts = warehouse.query(
-        "SELECT answer, count(*) AS n FROM curated_pool WHERE experiment = ? AND task = ? AND method = ? AND kept "
-        "GROUP BY answer ORDER BY n DESC, answer",
-        [warehouse.experiment, task, method],
-    )
-    total = int(counts["n"].sum()) if counts.height else 0
-    share = counts["n"][0] / total if total else 0.0
-    # A handful of examples says nothing about degeneracy.
-    passed = total < 5 or share <= max_share
-    return AssetCheckResult(
-        passed=passed,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"distinct_answers": counts.height, "top_answer_share": round(share, 4), "kept": total},
-        description=None if passed else f"one answer holds {share:.0%} of the pool",
-    )
+def stage_check(check: Check, key: AssetKey, task: str, method: str, spec: ChecksSpec) -> AssetChecksDefinition:
+    @asset_check(asset=key, name=check.name, blocking=check.blocking, description=check.description)
+    def _check(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
+        return check_result(over_seeds(s2d, lambda warehouse: check.run(warehouse, task, method, spec)))
 
-
-def answer_collapse(warehouse: Warehouse, task: str, method: str, max_share: float) -> AssetCheckResult:
-    """Warn when a system gives one answer to more than ``max_share`` of the eval items (a constant-answer
-    model scores the majority-class rate, which is not a skill); the rates are in the metadata."""
-    rows = warehouse.query(
-        "SELECT system, n, accuracy, majority_rate, top_answer, top_answer_share FROM evaluations "
-        "WHERE experiment = ? AND task = ? AND method = ? AND top_answer_share IS NOT NULL ORDER BY system",
-        [warehouse.experiment, task, method],
-    ).to_dicts()
-    # A handful of items says nothing about collapse.
-    collapsed = [r for r in rows if r["n"] >= 5 and r["top_answer_share"] > max_share]
-    metadata: dict[str, object] = {"max_answer_share": max_share}
-    for row in rows:
-        metadata[f"{row['system']}_top_answer"] = row["top_answer"] or ""
-        metadata[f"{row['system']}_top_answer_share"] = round(row["top_answer_share"], 4)
-    if rows and rows[0]["majority_rate"] is not None:
-        metadata["majority_rate"] = round(rows[0]["majority_rate"], 4)
-    return AssetCheckResult(
-        passed=not collapsed,
-        severity=AssetCheckSeverity.WARN,
-        metadata=metadata,
-        description=(
-            "; ".join(
-                f"{r['system']} answers {r['top_answer']!r} to {r['top_answer_share']:.0%} of {r['n']} items"
-                + (f" (majority class {r['majority_rate']:.0%})" if r["majority_rate"] is not None else "")
-                for r in collapsed
-            )
-            or None
-        ),
-    )
-
-
-def over_seeds(ctx: StageContext, check: Callable[[Warehouse], AssetCheckResult]) -> AssetCheckResult:
-    """A check on every seed's rows (``distill/replicates.py``): it passes when it passes for each seed."""
-    replicates = replicate_contexts(ctx)
-    if len(replicates) == 1:
-        return check(ctx.warehouse)
-    results = {r.experiment.seed: check(r.warehouse) for r in replicates}
-    failed = [seed for seed, result in results.items() if not result.passed]
-    first = next(iter(results.values()))
-    return AssetCheckResult(
-        passed=not failed,
-        severity=first.severity,
-        metadata={
-            f"seed{seed}/{key}": value.value if hasattr(value, "value") else value
-            for seed, result in results.items()
-            for key, value in result.metadata.items()
-        },
-        description=(
-            "; ".join(f"seed {seed}: {results[seed].description}" for seed in failed if results[seed].description)
-            or (f"failed for seed(s) {failed}" if failed else f"passed for every seed {list(results)}")
-        ),
-    )
-
-
-def pool_checks(experiment: str, task: str, method: str, spec: ChecksSpec) -> list[AssetChecksDefinition]:
-    dataset = method_key(experiment, task, method, "distillation_set")
-    generations = method_key(experiment, task, method, "s2_generations")
-    pool = method_key(experiment, task, method, "curated_pool")
-
-    @asset_check(asset=dataset, name="pool_size", blocking=True, description="Enough kept inputs to train on.")
-    def check_pool_size(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: pool_size(warehouse, task, method, spec.min_pool_size))
-
-    @asset_check(asset=dataset, name="no_eval_leakage", blocking=True, description="No eval-split input in training.")
-    def check_leakage(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: eval_leakage(warehouse, task, method))
-
-    @asset_check(asset=generations, name="parse_rate", description="Share of samples with a parsed answer.")
-    def check_parse_rate(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: parse_rate(warehouse, task, method, spec.min_parse_rate))
-
-    @asset_check(asset=pool, name="answer_distribution", description="The kept answers are not all the same.")
-    def check_answers(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: answer_distribution(warehouse, task, method, spec.max_answer_share))
-
-    @asset_check(
-        asset=method_key(experiment, task, method, "evaluation"),
-        name="answer_collapse",
-        description="No system gives the same answer to almost every eval item.",
-    )
-    def check_collapse(s2d: ResourceParam[StageContext]) -> AssetCheckResult:
-        return over_seeds(s2d, lambda warehouse: answer_collapse(warehouse, task, method, spec.max_eval_answer_share))
-
-    return [check_pool_size, check_leakage, check_parse_rate, check_answers, check_collapse]
+    return _check

@@ -14,13 +14,12 @@ from dagster import Definitions, in_process_executor
 from s2d_assets.config.experiment import Experiment, experiment_path, load_experiment
 from s2d_assets.core.paths import StatePaths, state_paths
 from s2d_assets.defs.automation import MATERIALIZE_ALL, automation_sensor, inbox_sensor, jobs, observe_on_cron
-from s2d_assets.defs.checks import pool_checks
 from s2d_assets.defs.export import export_job
 from s2d_assets.defs.on_ray import ray_resources
 from s2d_assets.defs.resources import WarehouseResource
 from s2d_assets.defs.sources import INBOX_SOURCE, source_assets
 from s2d_assets.defs.sql_models import SQL_FOLDER, sql_model_assets
-from s2d_assets.defs.stage_assets import base_model_asset, experiment_assets
+from s2d_assets.defs.stage_assets import base_model_asset, experiment_assets, experiment_checks
 from s2d_assets.defs.tables import table_producers
 from s2d_assets.distill.context import StageContext
 
@@ -40,12 +39,7 @@ def build_definitions(
     source_keys = [a.key for a in observed]
     inbox_keys = {key.path[-2]: key for key in source_keys if key.path[-1] == INBOX_SOURCE}
     assets += experiment_assets(ctx)
-    checks = [
-        check
-        for task in experiment.tasks
-        for method in experiment.methods
-        for check in pool_checks(experiment.name, task, method, experiment.checks)
-    ]
+    checks = experiment_checks(ctx)
     if coconut is not None:
         from s2d_assets.defs.coconut import coconut_assets
 

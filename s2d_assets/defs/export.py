@@ -15,7 +15,7 @@ from pydantic import Field
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.defs.lineage import provenance
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.export import EXPORTABLE, PoolRef, read_pool, write_export
+from s2d_assets.report.export import EXPORTABLE, PoolRef, read_pool, write_export
 
 EXPORT_POOLS = "export_pools"  # the job
 EXPORT_OP = "write_exports"  # its one op (names are unique across jobs and ops)

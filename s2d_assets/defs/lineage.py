@@ -16,8 +16,10 @@ from typing import Any
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventLogRecord
 
 from s2d_assets.defs.common import CODE_VERSION_TAG, DATA_VERSION_TAG, INPUT_EVENT_POINTER_PREFIX
+from s2d_assets.defs.stage_assets import STAGES
 
-CURATION_FIELDS = ("filter", "min_agreement", "threshold", "unparsed")
+# stage name -> the metadata a card copies from its latest materialisation (the pool's curation filter)
+CARD_METADATA = {stage.name: stage.card_metadata for stage in STAGES if stage.card_metadata}
 
 
 @dataclass
@@ -63,9 +65,10 @@ def provenance(instance: DagsterInstance, key: AssetKey) -> Provenance:
                 "timestamp": datetime.fromtimestamp(entry.timestamp, UTC).isoformat(timespec="seconds"),
             }
         )
-        if current.path[-1] == "curated_pool" and event is not None and not found.curation:
+        card_fields = CARD_METADATA.get(current.path[-1], ())
+        if card_fields and event is not None and not found.curation:
             metadata = event.metadata or {}
-            found.curation = {name: metadata[name].value for name in CURATION_FIELDS if name in metadata}
+            found.curation = {name: metadata[name].value for name in card_fields if name in metadata}
         for tag, value in sorted(tags.items()):
             if tag.startswith(INPUT_EVENT_POINTER_PREFIX):
                 parent = AssetKey.from_user_string(tag[len(INPUT_EVENT_POINTER_PREFIX) :])

@@ -1,35 +1,46 @@
 """Which assets run on Ray, and the ``ray`` resource that connects the run to the cluster (dagster-ray).
 
 An experiment runs on Ray when ``engine.executor`` is ``ray`` (the stages that call the engine) or
-``training.workers`` is above 1 (the checkpoint stage). Only those assets require the ``ray``
+``training.workers`` is above 1 (the stage whose ``runs_on_ray`` says so: training). Which stage does
+what is read from the stage table (``stage_assets.Stage``). Only those assets require the ``ray``
 resource, so Dagster connects to Ray for them alone. Everything else, and the default install
 without the ray extra, never imports Ray or dagster-ray.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from s2d_assets.config.experiment import Experiment
 
 RAY_RESOURCE = "ray"
-BASE = "base_model"  # the upstream name of the base model asset (stage_assets.BASE)
-TRAINING_STAGE = "s1_checkpoint"
 
 
-def stage_runs_on_ray(stage: str, upstream: tuple[str, ...], experiment: Experiment) -> bool:
-    if stage == TRAINING_STAGE:
-        return experiment.training.workers > 1
-    # A stage that calls the engine depends on the base model (generations, USC pools, evaluation, judging inputs).
-    return experiment.engine.executor == "ray" and BASE in upstream
+def engine_on_ray(experiment: Experiment) -> bool:
+    return experiment.engine.executor == "ray"
 
 
-def ray_resource_keys(stage: str, upstream: tuple[str, ...], experiment: Experiment) -> set[str]:
-    return {RAY_RESOURCE} if stage_runs_on_ray(stage, upstream, experiment) else set()
+def training_on_ray(experiment: Experiment) -> bool:
+    return experiment.training.workers > 1
+
+
+def stage_runs_on_ray(
+    runs_on_ray: Callable[[Experiment], bool] | None, calls_engine: bool, experiment: Experiment
+) -> bool:
+    """A stage's ``runs_on_ray`` rule when it has one; else where the engine runs, when the stage calls
+    it (``calls_engine``: generations, USC pools, evaluation, judging inputs)."""
+    if runs_on_ray is not None:
+        return runs_on_ray(experiment)
+    return calls_engine and engine_on_ray(experiment)
+
+
+def ray_resource_keys(on_ray: bool) -> set[str]:
+    return {RAY_RESOURCE} if on_ray else set()
 
 
 def runs_on_ray(experiment: Experiment) -> bool:
-    return experiment.engine.executor == "ray" or experiment.training.workers > 1
+    return engine_on_ray(experiment) or training_on_ray(experiment)
 
 
 def ray_resources(experiment: Experiment) -> dict[str, Any]:

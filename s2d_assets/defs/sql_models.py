@@ -16,7 +16,7 @@ from dagster import (
     asset,
 )
 
-from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.defs.automation import eager_or_code_changed
 from s2d_assets.defs.common import WRITER_POOL, experiment_key
 from s2d_assets.defs.resources import WarehouseResource

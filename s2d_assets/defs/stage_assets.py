@@ -1,14 +1,17 @@
 """What Dagster sees of the paper: one table of stages, turned into assets by one helper.
 
-Each ``Stage`` names its asset (the last part of the key), its upstream stages, the warehouse
-tables it writes (which gives SQL models their upstream assets), its code version and the
-plain-Python function (``s2d_assets.distill``) that does the work.
+Each ``Stage`` is the one place a stage's rules live: its asset (the last part of the key), its
+upstream stages, the warehouse tables it writes (which gives SQL models their upstream assets), its
+code version, the plain-Python function (``s2d_assets.distill``) that does the work, and how Dagster
+treats it: its automation condition, whether it reads the task's files, calls the engine or runs on
+Ray, which upstream code versions go into its model card, its asset checks and what follows it.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from dagster import (
+    AssetChecksDefinition,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -21,16 +24,27 @@ from dagster import (
 )
 
 from s2d_assets import distill
+from s2d_assets.config.experiment import Experiment
+from s2d_assets.core.checkpoints import CURRENT
 from s2d_assets.core.progress import metering, reporting
 from s2d_assets.core.stage_result import StageResult
-from s2d_assets.defs.automation import base_model_condition, eager_or_code_changed, missing_or_on_cron_when_changed
+from s2d_assets.defs.automation import base_model_condition, eager, on_refresh_cron
+from s2d_assets.defs.checks import (
+    ANSWER_COLLAPSE,
+    ANSWER_DISTRIBUTION,
+    NO_EVAL_LEAKAGE,
+    PARSE_RATE,
+    POOL_SIZE,
+    Check,
+    stage_check,
+)
 from s2d_assets.defs.common import WRITER_POOL, experiment_key, stage_key, to_materialization
-from s2d_assets.defs.on_ray import ray_resource_keys
+from s2d_assets.defs.on_ray import ray_resource_keys, stage_runs_on_ray, training_on_ray
 from s2d_assets.defs.sources import source_key
 from s2d_assets.distill import plan
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.replicates import combined_version, replicate_names, run_replicates
-from s2d_assets.distill.report import accuracy_tokens_png, markdown_image
+from s2d_assets.distill.replicates import combined_version, run_replicates
+from s2d_assets.report.plots import plot_evaluation
 from s2d_assets.tasks.sources import all_sources
 
 BASE = "base_model"  # an upstream name meaning the base model asset
@@ -40,39 +54,51 @@ def base_model_key(experiment: str) -> AssetKey:
     return experiment_key(experiment, BASE)
 
 
-# (context, task, method) -> code version / upstream names / the stage's result
+# (context, task, method) -> code version / whether the stage does something / the stage's result
 Version = Callable[[StageContext, str, str], str]
-Upstream = Callable[[StageContext, str, str], tuple[str, ...]]
+When = Callable[[StageContext, str, str], bool]
 Run = Callable[[AssetExecutionContext, StageContext, str, str], StageResult]
+After = Callable[[StageContext, str, str, StageResult], None]  # after every seed ran, before materialising
 
 
-@dataclass(frozen=True)
+def always(ctx: StageContext, task: str, method: str) -> bool:
+    return True
+
+
+def never(ctx: StageContext, task: str, method: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     name: str
     per_method: bool  # keyed <task>/<method>/<name>, else <task>/<name>
-    upstream: Upstream
-    tables: tuple[str, ...]
+    upstream: tuple[str, ...]  # upstream stages (``BASE``: the base model asset)
+    tables: tuple[str, ...]  # the warehouse tables it writes
     version: Version
     run: Run
     description: str
-    writes_warehouse: bool = True
+    writes_warehouse: bool = True  # takes the warehouse writer pool
+    # its automation condition: eager, or where the LLM cost is, on the refresh cron (defs/automation.py)
+    automation: Callable[[Experiment], AutomationCondition] = eager
+    reads_sources: bool = False  # reads the task's files (and inbox): depends on their source assets
+    # generates through the engine (which needs the base model: then it depends on the base model asset)
+    calls_engine: When = never
+    # runs on Ray by its own rule (training workers); ``None``: where the engine runs, when it calls it
+    runs_on_ray: Callable[[Experiment], bool] | None = None
+    lineage: tuple[str, ...] = ()  # upstream stages whose code versions it records (the model card)
+    card_metadata: tuple[str, ...] = ()  # its metadata an export's card copies (defs/lineage.py)
+    checks: tuple[Check, ...] = ()  # asset checks on it (defs/checks.py)
+    after: After | None = None  # runs on the result once every seed ran
 
 
-def _fixed(*names: str) -> Upstream:
-    return lambda ctx, task, method: names
-
-
-def _raw_upstream(ctx: StageContext, task: str, method: str) -> tuple[str, ...]:
+def _needs_base_model(ctx: StageContext, task: str, method: str) -> bool:
     # Some tasks build their inputs with the base model (judging pairs answered under two settings).
-    return (BASE,) if getattr(ctx.task(task), "needs_base_model", False) else ()
+    return getattr(ctx.task(task), "needs_base_model", False)
 
 
-def _pool_upstream(ctx: StageContext, task: str, method: str) -> tuple[str, ...]:
-    usc = ctx.experiment.curation_for(method).filter == "usc"  # the base model picks the consistent sample
-    return ("s2_generations", *((BASE,) if usc else ()))
-
-
-LINEAGE = ("s2_generations", "curated_pool", "distillation_set")  # upstream stages named in a model card
+def _usc(ctx: StageContext, task: str, method: str) -> bool:
+    return ctx.experiment.curation_for(method).filter == "usc"  # the base model picks the consistent sample
 
 
 def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
@@ -91,115 +117,115 @@ def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method:
 
 
 def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
-    checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / "current").resolve()
+    checkpoint = (ctx.paths.checkpoint(ctx.experiment.name, task, method) / CURRENT).resolve()
     return distill.evaluate(ctx, task, method, ctx.base_model(), checkpoint)
-
-
-def _plot_evaluation(ctx: StageContext, task: str, method: str, result: StageResult) -> None:
-    """Accuracy against tokens, with error bars over the seeds when there are several."""
-    names = replicate_names(ctx)
-    rows = ctx.warehouse.query(
-        "SELECT experiment, system, accuracy, mean_tokens FROM evaluations "
-        "WHERE list_contains(?, experiment) AND task = ? AND method = ?",
-        [names, task, method],
-    ).to_dicts()
-    png = accuracy_tokens_png(rows, f"{task} / {method}" + (f" ({len(names)} seeds)" if len(names) > 1 else ""))
-    result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")
 
 
 STAGES: tuple[Stage, ...] = (
     Stage(
-        "raw_inputs",
-        False,
-        _raw_upstream,
-        ("inputs",),
-        lambda ctx, t, m: plan.inputs_version(ctx.experiment, t),
-        lambda c, ctx, t, m: distill.write_inputs(ctx, t),
-        "Task inputs: a train split (used unlabelled) and a labelled eval split.",
+        name="raw_inputs",
+        per_method=False,
+        upstream=(),
+        tables=("inputs",),
+        version=lambda ctx, t, m: plan.inputs_version(ctx.experiment, t),
+        run=lambda c, ctx, t, m: distill.write_inputs(ctx, t),
+        description="Task inputs: a train split (used unlabelled) and a labelled eval split.",
+        reads_sources=True,
+        calls_engine=_needs_base_model,
     ),
     Stage(
-        "perturbed_inputs",
-        False,
-        _fixed("raw_inputs"),
-        ("perturbed_inputs",),
-        lambda ctx, t, m: plan.perturbation_version(ctx.experiment, t),
-        lambda c, ctx, t, m: distill.write_perturbed_inputs(ctx, t),
-        "Train inputs and their perturbed variants, each with a map of answers back to the original.",
+        name="perturbed_inputs",
+        per_method=False,
+        upstream=("raw_inputs",),
+        tables=("perturbed_inputs",),
+        version=lambda ctx, t, m: plan.perturbation_version(ctx.experiment, t),
+        run=lambda c, ctx, t, m: distill.write_perturbed_inputs(ctx, t),
+        description="Train inputs and their perturbed variants, each with a map of answers back to the original.",
     ),
     Stage(
-        "s1_generations",
-        False,
-        _fixed(BASE, "raw_inputs"),
-        ("generations", "answer_counts", "llm_cache", "generation_failures"),
-        lambda ctx, t, m: plan.system1_version(ctx.experiment),
-        lambda c, ctx, t, m: distill.generate_system1_baseline(ctx, t, ctx.base_model()),
-        "System 1 baseline: the base model's direct answers on the eval split.",
+        name="s1_generations",
+        per_method=False,
+        upstream=(BASE, "raw_inputs"),
+        tables=("generations", "answer_counts", "llm_cache", "generation_failures"),
+        version=lambda ctx, t, m: plan.system1_version(ctx.experiment),
+        run=lambda c, ctx, t, m: distill.generate_system1_baseline(ctx, t, ctx.base_model()),
+        description="System 1 baseline: the base model's direct answers on the eval split.",
+        automation=on_refresh_cron,
+        calls_engine=always,
     ),
     Stage(
-        "s2_generations",
-        True,
-        _fixed(BASE, "perturbed_inputs"),
-        ("generations", "answer_counts", "llm_cache", "generation_failures"),
-        lambda ctx, t, m: plan.s2_generation_version(ctx.experiment, ctx.method(m)),
-        lambda c, ctx, t, m: distill.generate_system2(ctx, t, m, ctx.base_model()),
-        "N sampled System 2 answers per train input (and variant), through the generation cache.",
+        name="s2_generations",
+        per_method=True,
+        upstream=(BASE, "perturbed_inputs"),
+        tables=("generations", "answer_counts", "llm_cache", "generation_failures"),
+        version=lambda ctx, t, m: plan.s2_generation_version(ctx.experiment, ctx.method(m)),
+        run=lambda c, ctx, t, m: distill.generate_system2(ctx, t, m, ctx.base_model()),
+        description="N sampled System 2 answers per train input (and variant), through the generation cache.",
+        automation=on_refresh_cron,
+        calls_engine=always,
+        checks=(PARSE_RATE,),
     ),
     Stage(
-        "curated_pool",
-        True,
-        _pool_upstream,
-        ("curated_pool",),
-        lambda ctx, t, m: plan.pool_version(ctx.experiment, m),
-        lambda c, ctx, t, m: distill.curate(ctx, t, m),
-        "Self-consistency filter: one row per input, kept or not, with votes, agreement and reason. The metadata "
-        "adds the inputs kept on one parsed vote, the kept answers' balance and the pool's accuracy against the "
-        "train references (labelled analysis only, computed after the pool is written, never used to select).",
+        name="curated_pool",
+        per_method=True,
+        upstream=("s2_generations",),
+        tables=("curated_pool",),
+        version=lambda ctx, t, m: plan.pool_version(ctx.experiment, m),
+        run=lambda c, ctx, t, m: distill.curate(ctx, t, m),
+        description="Self-consistency filter: one row per input, kept or not, with votes, agreement and reason. The "
+        "metadata adds the inputs kept on one parsed vote, the kept answers' balance and the pool's accuracy against "
+        "the train references (labelled analysis only, computed after the pool is written, never used to select).",
+        calls_engine=_usc,
+        card_metadata=("filter", "min_agreement", "threshold", "unparsed"),  # the curation filter
+        checks=(ANSWER_DISTRIBUTION,),
     ),
     Stage(
-        "distillation_set",
-        True,
-        _fixed("curated_pool", "raw_inputs"),
-        ("distillation_set",),
-        lambda ctx, t, m: plan.DISTILLATION_SET_VERSION,
-        lambda c, ctx, t, m: distill.build_distillation_set(ctx, t, m),
-        "Training pairs: the System 1 prompt -> the kept final answer, no intermediate tokens.",
+        name="distillation_set",
+        per_method=True,
+        upstream=("curated_pool", "raw_inputs"),
+        tables=("distillation_set",),
+        version=lambda ctx, t, m: plan.DISTILLATION_SET_VERSION,
+        run=lambda c, ctx, t, m: distill.build_distillation_set(ctx, t, m),
+        description="Training pairs: the System 1 prompt -> the kept final answer, no intermediate tokens.",
+        checks=(POOL_SIZE, NO_EVAL_LEAKAGE),
     ),
     Stage(
-        "s1_checkpoint",
-        True,
-        _fixed("distillation_set", BASE),
-        (),
-        lambda ctx, t, m: plan.training_version(ctx.experiment),
-        _train,
-        "The distilled System 1: the base model fine-tuned (TRL SFT) on the distillation set.",
+        name="s1_checkpoint",
+        per_method=True,
+        upstream=("distillation_set", BASE),
+        tables=(),
+        version=lambda ctx, t, m: plan.training_version(ctx.experiment),
+        run=_train,
+        description="The distilled System 1: the base model fine-tuned (TRL SFT) on the distillation set.",
         writes_warehouse=False,
+        runs_on_ray=training_on_ray,
+        lineage=("s2_generations", "curated_pool", "distillation_set"),
     ),
     Stage(
-        "evaluation",
-        True,
-        _fixed("s1_checkpoint", "s1_generations", BASE, "raw_inputs"),
-        ("generations", "answer_counts", "evaluations", "evaluation_groups", "llm_cache", "generation_failures"),
-        lambda ctx, t, m: plan.evaluation_version(ctx.experiment, ctx.method(m)),
-        _evaluate,
-        "System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",
+        name="evaluation",
+        per_method=True,
+        upstream=("s1_checkpoint", "s1_generations", BASE, "raw_inputs"),
+        tables=("generations", "answer_counts", "evaluations", "evaluation_groups", "llm_cache", "generation_failures"),
+        version=lambda ctx, t, m: plan.evaluation_version(ctx.experiment, ctx.method(m)),
+        run=_evaluate,
+        description="System 1 vs System 2 vs distilled System 1 on the eval split: accuracy and generated tokens.",
+        calls_engine=always,
+        checks=(ANSWER_COLLAPSE,),
+        after=plot_evaluation,
     ),
 )
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
-# Where the LLM cost is: materialised when missing, else at most once per refresh-cron period.
-GENERATION_STAGES = frozenset({"s1_generations", "s2_generations"})
-# Reads the task's files (and its inbox): depends on their source assets (defs/sources.py).
-SOURCE_READERS = frozenset({"raw_inputs"})
-
-
-def stage_condition(stage: Stage, ctx: StageContext) -> AutomationCondition:
-    if stage.name in GENERATION_STAGES:
-        return missing_or_on_cron_when_changed(ctx.experiment.schedule.refresh_cron)
-    return eager_or_code_changed()
 
 
 def source_keys(ctx: StageContext, task: str) -> list[AssetKey]:
     spec = ctx.experiment.tasks[task]
     return [source_key(ctx.experiment.name, task, s.name) for s in all_sources(spec, ctx.paths.inbox, task)]
+
+
+def stage_upstream(stage: Stage, ctx: StageContext, task: str, method: str) -> tuple[str, ...]:
+    """The stage's upstream names: a stage that calls the engine also depends on the base model."""
+    engine = stage.calls_engine(ctx, task, method) and BASE not in stage.upstream
+    return (*stage.upstream, *((BASE,) if engine else ()))
 
 
 def stage_version(stage: Stage, ctx: StageContext, task: str, method: str) -> str:
@@ -220,14 +246,14 @@ def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") ->
     key = stage_key(experiment, task, method if stage.per_method else None, stage.name)
     label = f"{task}/{method}" if stage.per_method else task
     metadata = {}
-    if stage.name == "s1_checkpoint":  # the code versions handed to Dagster for the stages it was built from
+    if stage.lineage:  # the code versions handed to Dagster for the stages it was built from
         metadata["s2d/upstream_code_versions"] = MetadataValue.json(
-            {name: stage_version(STAGE_BY_NAME[name], ctx, task, method) for name in LINEAGE}
+            {name: stage_version(STAGE_BY_NAME[name], ctx, task, method) for name in stage.lineage}
         )
 
-    upstream = stage.upstream(ctx, task, method)
-    deps = [upstream_key(name) for name in upstream]
-    if stage.name in SOURCE_READERS:
+    deps = [upstream_key(name) for name in stage_upstream(stage, ctx, task, method)]
+    on_ray = stage_runs_on_ray(stage.runs_on_ray, stage.calls_engine(ctx, task, method), ctx.experiment)
+    if stage.reads_sources:
         deps += source_keys(ctx, task)
 
     @asset(
@@ -238,9 +264,9 @@ def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") ->
         code_version=stage_version(stage, ctx, task, method),
         description=f"{stage.description} ({label})",
         metadata=metadata,
-        automation_condition=stage_condition(stage, ctx),
+        automation_condition=stage.automation(ctx.experiment),
         # The `ray` resource (dagster-ray) connects the run to Ray, for the assets that run there only.
-        required_resource_keys={"s2d", *ray_resource_keys(stage.name, upstream, ctx.experiment)},
+        required_resource_keys={"s2d", *ray_resource_keys(on_ray)},
     )
     def _stage(context: AssetExecutionContext) -> MaterializeResult:
         s2d: StageContext = context.resources.s2d
@@ -248,8 +274,8 @@ def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") ->
         with reporting(context.log.info), metering() as meter:
             # Once per seed (replicate), one materialisation for all of them (distill/replicates.py).
             result = run_replicates(s2d, lambda replicate: stage.run(context, replicate, task, method))
-        if stage.name == "evaluation":
-            _plot_evaluation(s2d, task, method, result)
+        if stage.after is not None:
+            stage.after(s2d, task, method, result)
         return to_materialization(result, meter.as_metadata())
 
     return _stage
@@ -285,3 +311,16 @@ def experiment_assets(ctx: StageContext) -> list[AssetsDefinition]:
         for method in ctx.experiment.methods:
             assets += [stage_asset(s, ctx, task, method) for s in STAGES if s.per_method]
     return assets
+
+
+def experiment_checks(ctx: StageContext) -> list[AssetChecksDefinition]:
+    """Every asset check of the experiment: the checks each stage declares, per (task, method)."""
+    experiment = ctx.experiment
+    return [
+        stage_check(check, stage_key(experiment.name, task, method, stage.name), task, method, experiment.checks)
+        for task in experiment.tasks
+        for method in experiment.methods
+        for stage in STAGES
+        if stage.per_method
+        for check in stage.checks
+    ]

@@ -5,25 +5,22 @@ baseline on the eval split, and each method's System 2 answer on the eval split 
 evaluation stage decodes), written to the warehouse exactly as the pipeline's stages write them
 (``inputs``, ``generations``). No System 2 samples on the train split, no pool, no training: a
 setting costs its eval answers only, and the generation cache makes a re-run free. The results
-document (``results_doc.py``) scores these generations per item and reports the paired gap.
+document (``report/results_doc.py``) scores these generations per item and reports the paired gap.
 
-    s2d sweep experiments/sweeps/coin_flip.yaml [more.yaml ...]   (or python -m s2d_assets.distill.sweep ...)
+    s2d sweep experiments/sweeps/coin_flip.yaml [more.yaml ...]
 
 writes into the state folder (``$S2D_STATE`` or ``.s2d``). No Dagster here.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-from s2d_assets.config.experiment import Experiment, load_experiment
+from s2d_assets.config.experiment import Experiment
 from s2d_assets.core.base_models import BaseModel
-from s2d_assets.core.paths import StatePaths, state_paths
+from s2d_assets.core.paths import StatePaths
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import answer_eval_split, generate_system1_baseline
 from s2d_assets.distill.inputs import write_inputs
@@ -121,18 +118,3 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
         "accuracy": correct / len(items) if items else 0.0,
         "mean_tokens": float(frame["completion_tokens"].mean() or 0.0) if items else 0.0,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m s2d_assets.distill.sweep", description=__doc__.split("\n")[0])
-    parser.add_argument("experiments", nargs="+", type=Path, help="sweep experiment files")
-    parser.add_argument("--self-consistency", action="store_true", help="also System 2 with self-consistency")
-    args = parser.parse_args(argv)
-    paths = state_paths()
-    for path in args.experiments:
-        run_sweep(load_experiment(path), paths, self_consistency=args.self_consistency)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,9 +15,8 @@ from s2d_assets.config.experiment import TrainingSpec
 from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.checkpoints import publish_checkpoint, read_manifest
 from s2d_assets.core.fingerprint import content_hash, rows_hash
-from s2d_assets.core.stage_result import StageResult
+from s2d_assets.core.stage_result import StageResult, markdown_image
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.report import markdown_image
 from s2d_assets.distill.sft import train_sft
 from s2d_assets.distill.training_curve import training_curve_png
 

@@ -23,19 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
 from s2d_assets.core.errors import UserError
 from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.sql.query import DIALECT, SqlSyntaxError, parse_statements
 
 DEFAULT_SCHEMA = "main"
 VIEW, TABLE = "view", "table"
 MATERIALIZATIONS = (VIEW, TABLE)
-DIALECT = "duckdb"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIRECTIVE = re.compile(r"^materialized\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _FILE_SCAN = re.compile(r"[./\\]")  # FROM 'pools.parquet' is a DuckDB file scan, not a table
@@ -95,13 +94,9 @@ def parse_query(sql: str, source: str) -> exp.Query:
     except duckdb.ParserException as error:
         raise SqlModelError(f"{source}: SQL does not parse: {_first_line(str(error))}") from None
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
-    except ParseError as error:
-        detail = error.errors[0] if error.errors else {}
-        where = f" (line {detail.get('line')}, column {detail.get('col')})" if detail else ""
-        raise SqlModelError(
-            f"{source}: SQL does not parse for dependency analysis: {detail.get('description', error)}{where}"
-        ) from None
+        statements = parse_statements(sql)
+    except SqlSyntaxError as error:
+        raise SqlModelError(f"{source}: SQL does not parse for dependency analysis: {error}") from None
     if len(statements) != 1:
         raise SqlModelError(f"{source}: a model is exactly one SELECT query; found {len(statements)} statements")
     statement = statements[0]

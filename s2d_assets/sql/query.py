@@ -16,12 +16,10 @@ CSV keeps every float exactly (Python's shortest round-trip ``repr``); JSON is s
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -82,14 +80,27 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def check_read_only(sql: str) -> exp.Expression:
-    """The single read-only statement in ``sql``, or an error saying why it is refused."""
+class SqlSyntaxError(ValueError):
+    """SQL sqlglot cannot read; the message is its description and where (line, column)."""
+
+
+def parse_statements(sql: str) -> list[exp.Expression]:
+    """The statements sqlglot reads in ``sql`` (DuckDB's dialect): the one parse behind `s2d sql` and the
+    SQL models (``models.py``), each of which says how many statements it takes."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        return [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except ParseError as error:
         detail = error.errors[0] if error.errors else {}
         where = f" (line {detail.get('line')}, column {detail.get('col')})" if detail else ""
-        raise QueryError(f"the query does not parse: {detail.get('description', error)}{where}") from None
+        raise SqlSyntaxError(f"{detail.get('description', error)}{where}") from None
+
+
+def check_read_only(sql: str) -> exp.Expression:
+    """The single read-only statement in ``sql``, or an error saying why it is refused."""
+    try:
+        statements = parse_statements(sql)
+    except SqlSyntaxError as error:
+        raise QueryError(f"the query does not parse: {error}") from None
     if not statements:
         raise QueryError("no SQL statement given")
     if len(statements) > 1:
@@ -220,52 +231,3 @@ def render(result: QueryResult, fmt: str) -> str:
     if fmt == "json":
         return render_json(result)
     return render_table(result)
-
-
-# -- command -----------------------------------------------------------------------------------------
-def cmd_sql(args: argparse.Namespace) -> int:
-    """Errors are ``UserError``s: the `s2d` command prints them as one line and exits with status 2."""
-    from s2d_assets.core.paths import state_paths
-    from s2d_assets.core.warehouse import Warehouse
-
-    if args.file is not None:
-        if args.query is not None:
-            raise QueryError("give the query as an argument or with --file, not both")
-        source = str(args.file)
-        try:
-            sql = args.file.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise QueryError(f"{source}: cannot read the query file ({one_line(str(error))})") from None
-    elif args.query is None:
-        raise QueryError("no query given: s2d sql \"SELECT ...\" (or --file query.sql, or '-' for stdin)")
-    else:
-        source = "<stdin>" if args.query == "-" else "query"
-        sql = sys.stdin.read() if args.query == "-" else args.query
-    try:
-        check_read_only(sql)  # refuse a write before looking for the warehouse
-        database = args.warehouse or Warehouse(state_paths().warehouse).read_snapshot()
-        result = run_query(database, sql)
-    except QueryError as error:
-        raise type(error)(f"{source}: {error}") from None
-    print(render(result, args.format))
-    return 0
-
-
-def add_sql_command(commands: Any) -> None:
-    """Register `s2d sql` on the CLI's sub-command parsers."""
-    sql = commands.add_parser(
-        "sql",
-        help="run one read-only SQL query on the warehouse and print the result",
-        description="Run one read-only query on the warehouse (writes are refused), e.g. "
-        "s2d sql \"SELECT * FROM analytics.pool_summary\". Use '-' to read the query from stdin.",
-    )
-    sql.add_argument("query", nargs="?", help="the SQL query, or '-' to read it from stdin")
-    sql.add_argument("--file", type=Path, default=None, help="read the query from this file instead")
-    sql.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
-    sql.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="DuckDB file to read (default: the state folder's read snapshot, warehouse.read.duckdb)",
-    )
-    sql.set_defaults(func=cmd_sql)

@@ -14,21 +14,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.experiment import PROJECT_ROOT
 from s2d_assets.core.errors import UserError, one_line
+from s2d_assets.core.paths import resolve_path as resolve_path  # the tasks' file paths (core/paths.py)
 from s2d_assets.tasks.base import normalize_prompt
 
 
 class TaskFileError(UserError):
     """A malformed task file; the message names the file and the row."""
-
-
-def resolve_path(value: str) -> Path:
-    """A relative path is taken from the working directory, else from the project root."""
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    return PROJECT_ROOT / path
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import duckdb
 
 from s2d_assets.coconut.stages import METHOD, final_answer
-from s2d_assets.distill.results_blocks import display_path, mean_sd
-from s2d_assets.distill.results_data import Source
+from s2d_assets.report.results_blocks import display_path, mean_sd
+from s2d_assets.report.results_data import Source
 
 # Hao et al. 2024 (arXiv 2412.06769), Table 1, GPT-2: (accuracy %, its ± over the paper's runs,
 # generated tokens per item). The paper's pause-token baseline is the "Pause Token" row.

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from s2d_assets.distill.results_data import ExperimentResults
+from s2d_assets.report.results_data import ExperimentResults
 
 POOL_HEADER = (
     "task",

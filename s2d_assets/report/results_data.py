@@ -4,7 +4,7 @@ Each cell is one (task, method, system) over the seeds: the per-item correctness
 task's own ``is_correct``, tokens, what was read of the answers (``distill/reading.py``: parsed,
 cut off at the token budget per ``generations.finish_reason``), the eval split's references and the
 evaluation rows. Read-only;
-no Dagster here. ``distill/results_doc.py`` turns these into text.
+no Dagster here. ``results_doc.py`` turns these into text.
 """
 
 from __future__ import annotations

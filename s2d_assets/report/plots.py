@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import statistics
 from collections.abc import Sequence
 from typing import Any
+
+from s2d_assets.core.stage_result import StageResult, markdown_image
+from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.replicates import replicate_names
 
 SYSTEM_STYLE = {
     "system1": ("System 1", "#1f77b4"),
@@ -83,5 +86,14 @@ def accuracy_tokens_png(rows: Sequence[dict[str, Any]], title: str) -> bytes:
     return buffer.getvalue()
 
 
-def markdown_image(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+def plot_evaluation(ctx: StageContext, task: str, method: str, result: StageResult) -> None:
+    """The evaluation stage's picture: accuracy against tokens, with error bars over the seeds when there
+    are several, added to ``result``'s markdown (the stage's ``after`` hook, ``defs/stage_assets.py``)."""
+    names = replicate_names(ctx)
+    rows = ctx.warehouse.query(
+        "SELECT experiment, system, accuracy, mean_tokens FROM evaluations "
+        "WHERE list_contains(?, experiment) AND task = ? AND method = ?",
+        [names, task, method],
+    ).to_dicts()
+    png = accuracy_tokens_png(rows, f"{task} / {method}" + (f" ({len(names)} seeds)" if len(names) > 1 else ""))
+    result.markdown["accuracy_vs_tokens"] = markdown_image(png, "accuracy against generated tokens")

@@ -38,13 +38,14 @@ from typing import Any
 
 import duckdb
 
-from s2d_assets.config.experiment import PROJECT_ROOT, load_experiment
+from s2d_assets.config.experiment import load_experiment
 from s2d_assets.core.errors import UserError
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.distill.reading import READ_NOTE
-from s2d_assets.distill.results_blocks import display_path, experiment_block, paper_block, sweep_block
-from s2d_assets.distill.results_coconut import coconut_block, collect_coconut
-from s2d_assets.distill.results_data import (
+from s2d_assets.report.results_blocks import display_path, experiment_block, paper_block, sweep_block
+from s2d_assets.report.results_coconut import coconut_block, collect_coconut
+from s2d_assets.report.results_data import (
     Source,
     collect,
 )
@@ -185,63 +186,4 @@ def write_report(warehouse: Path, experiment_files: Sequence[Path], output: Path
     return text
 
 
-# -- the command line ----------------------------------------------------------------------------------------
 DEFAULT_OUTPUT = PROJECT_ROOT / "docs" / "results.md"
-
-
-def cmd_report(args: Any) -> int:
-    from s2d_assets.core.paths import state_paths
-
-    files = [Path(p) for p in args.experiment] or default_sources()
-    warehouse = args.warehouse or state_paths().warehouse
-    if args.stdout:
-        print(render(build_blocks(warehouse, files)))
-        return 0
-    write_report(warehouse, files, args.output)
-    print(f"Wrote {args.output} from {warehouse}.")
-    return 0
-
-
-def cmd_sweep(args: Any) -> int:
-    from s2d_assets.core.paths import state_paths
-    from s2d_assets.distill.sweep import run_sweep
-
-    for path in args.experiments:
-        run_sweep(load_experiment(path), state_paths(), self_consistency=args.self_consistency)
-    return 0
-
-
-def add_results_commands(commands: Any) -> None:
-    """Register `s2d report` and `s2d sweep` on the CLI's sub-command parsers."""
-    report = commands.add_parser(
-        "report",
-        help="regenerate docs/results.md from the warehouse (mean ± sd over seeds, baselines, the paper)",
-        description="Regenerate the results document from the warehouse. Blocks between "
-        "'<!-- s2d report: begin ID -->' and 'end ID' are replaced; text outside them is kept.",
-    )
-    report.add_argument(
-        "-e",
-        "--experiment",
-        action="append",
-        default=[],
-        help="an experiment file to report (repeatable; default: experiments/*.yaml and experiments/sweeps/*.yaml "
-        "that have rows in the warehouse)",
-    )
-    report.add_argument("--output", "-o", type=Path, default=DEFAULT_OUTPUT, help="the document (default: %(default)s)")
-    report.add_argument("--warehouse", type=Path, default=None, help="DuckDB file (default: the state folder's)")
-    report.add_argument("--stdout", action="store_true", help="print a fresh document instead of writing the file")
-    report.set_defaults(func=cmd_report)
-    sweep = commands.add_parser(
-        "sweep",
-        help="generation-only sweep: System 1 and each System 2 method on the eval split, for every seed",
-        description="Inputs, the System 1 baseline and each method's System 2 answers on the eval split, for "
-        "every seed and task of the given experiment files; no train-split samples, no training. "
-        "`s2d report` then shows the sweep table.",
-    )
-    sweep.add_argument("experiments", nargs="+", type=Path, help="sweep experiment files (experiments/sweeps/*.yaml)")
-    sweep.add_argument(
-        "--self-consistency",
-        action="store_true",
-        help="also each method's plurality answer over the experiment's n_samples sampled chains",
-    )
-    sweep.set_defaults(func=cmd_sweep)

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2d_assets.config.experiment import PROJECT_ROOT
+from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.distill.reading import READ_HEADER, read_cells
-from s2d_assets.distill.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod
-from s2d_assets.distill.results_pools import POOL_HEADER, POOL_NOTE, pool_rows
+from s2d_assets.report.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod
+from s2d_assets.report.results_pools import POOL_HEADER, POOL_NOTE, pool_rows
 
 SYSTEM_LABEL = {
     "system1": "System 1",
