@@ -15,6 +15,24 @@ _HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
 _ANSWER_IS_NUMBER = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*\**\s*(-?\$?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
+# True/false verdicts. A restated question ("true or false?") and the user's opinion sentence
+# ("I (don't) think the answer is true") are the prompt's words, not a verdict; "both true and
+# false" and "neither true nor false" state none.
+_ECHOES = re.compile(
+    r"\btrue\s+or\s+(?:false|not)\b|\b(?:both\s+)?true\s+and\s+false\b|\bneither\s+true\s+nor\s+false\b|\bI\s+(?:do\s+not\s+|don't\s+)?think\s+the\s+answer\s+is\s+(?:true|false)\b",
+    re.IGNORECASE,
+)
+_TRUE_FALSE = re.compile(
+    r"(?P<neg>\bnot\s+(?P<hedge>(?:entirely|necessarily|completely|always|quite)\s+)?)?\b(?P<word>true|false)\b",
+    re.IGNORECASE,
+)
+# The word is a verdict when it stands alone (punctuation or the end follows) or is predicated
+# ("is false", "indeed true"), and not when it qualifies a noun ("a false dichotomy") or a clause
+# ("it is true that ...").
+_STANDS_ALONE = re.compile(r"\s*(?:[^\w\s]|$)")
+_PREDICATED = re.compile(r"(?:^|\b(?:is|are|was|were|be|been|indeed|actually|also|answer)|[:\"'*])\W*$", re.IGNORECASE)
+_CLAUSE = re.compile(r"\s+that\b", re.IGNORECASE)
+
 
 def options(prompt: str) -> dict[str, str]:
     """The '(A) text' option lines of a multiple-choice prompt, letter -> text."""
@@ -68,6 +86,26 @@ def parse_number(text: str) -> str | None:
             return canonical_number(found[-1])
     numbers = _NUMBER.findall(text)
     return canonical_number(numbers[-1]) if numbers else None
+
+
+def parse_true_false(text: str) -> str | None:
+    """The first true/false verdict the text states: models answer first, then explain.
+
+    "not true" is false and "not false" true; "not entirely true" is false. A hedge that comes
+    first ("not entirely false, but not entirely true") states no verdict.
+    """
+    text = _ECHOES.sub(" ", text)
+    for match in _TRUE_FALSE.finditer(text):
+        after, before = text[match.end() :], text[: match.start()]
+        if _CLAUSE.match(after) or not (_STANDS_ALONE.match(after) or _PREDICATED.search(before)):
+            continue
+        word = match.group("word").lower()
+        if match.group("hedge"):
+            return "false" if word == "true" else None
+        if match.group("neg"):
+            return "false" if word == "true" else "true"
+        return word
+    return None
 
 
 def normalize_text(text: str) -> str:
