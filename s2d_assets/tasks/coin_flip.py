@@ -11,9 +11,11 @@ from s2d_assets.config.tasks import CoinFlipSpec
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
 
-_VERDICT = re.compile(r"\b(yes|no|heads|tails)\b", re.IGNORECASE)
-_NEGATED_HEADS = re.compile(r"\bnot\s+(?:still\s+)?heads\b", re.IGNORECASE)
-_NEGATED_TAILS = re.compile(r"\bnot\s+(?:still\s+)?tails\b", re.IGNORECASE)
+# "yes"/"no" as an answer: followed by punctuation or the end ("No, it flipped", "the answer is no"),
+# not as a determiner ("no change", "no one flips").
+_ANSWER_WORD = re.compile(r"\b(yes|no)\b(?=\s*(?:[^\w\s]|$))", re.IGNORECASE)
+_STATE = re.compile(r"\b(not\s+(?:still\s+)?)?(heads|tails)\b", re.IGNORECASE)
+_QUESTION = re.compile(r"[^.!?\n]*\?")  # a restated question ("Is the coin still heads up?") is no verdict
 _MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
 
 
@@ -45,17 +47,20 @@ class CoinFlipTask:
         return {}
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
-        # The last verdict word wins: models restate the question ("heads up") before answering.
-        stripped = text.strip().lower()
-        text = _NEGATED_HEADS.sub("tails", _NEGATED_TAILS.sub("heads", text))
-        for word in ("yes", "no"):
-            if stripped.startswith(word) and len(stripped) < 40:
-                return word
-        verdicts = _VERDICT.findall(text)
-        explicit = [v.lower() for v in verdicts if v.lower() in ("yes", "no")]
-        if explicit:
-            return explicit[-1]
-        return _MEANING[verdicts[-1].lower()] if verdicts else None
+        """The verdict the text states last: a "yes"/"no" answer, else the coin's last stated side.
+
+        A stated yes/no answer outranks the sides named while reasoning; a negated side
+        ("not heads up") is the other side.
+        """
+        text = _QUESTION.sub(" ", text)
+        answers = _ANSWER_WORD.findall(text)
+        if answers:
+            return answers[-1].lower()
+        states = []
+        for negated, side in _STATE.findall(text):
+            meaning = _MEANING[side.lower()]
+            states.append(("no" if meaning == "yes" else "yes") if negated else meaning)
+        return states[-1] if states else None
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         return answer is not None and answer.strip().lower() == reference.strip().lower()

@@ -31,7 +31,6 @@ which questions could be templated, but it is not a QA set and is not in the loc
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

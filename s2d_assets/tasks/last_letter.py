@@ -16,8 +16,9 @@ TEMPLATE = 'Take the last letters of the words in "{words}" and concatenate them
 # Candidates, in the order a reader would trust them: quoted or bold text, then "is X"/": X".
 _QUOTED = re.compile(r"[\"'“”‘’*`]+\s*([A-Za-z]{1,12})\s*[\"'“”‘’*`]+")
 _AFTER_MARKER = re.compile(
-    r"(?=(?:\bis|\bare|\banswer|\bresult|:|=)\s*[\"'“*`]*\s*([A-Za-z]{1,12})\b)", re.IGNORECASE
-)  # a lookahead, so "the answer is nk" yields both "is" and "nk"
+    r"(?=(?:\bis|\bare|\banswer|\bresult|:|=)\s*(?:the\s+(?:letters?|string|word)\s+)?[\"'“*`]*\s*([A-Za-z]{1,12})\b)",
+    re.IGNORECASE,
+)  # a lookahead, so "the answer is nk" yields both "is" and "nk"; "is the letter h" yields "h"
 _FILLER = {"is", "are", "the", "a", "an", "it", "to", "of", "so", "we", "that", "this"}
 _BARE = re.compile(r"^\W*([A-Za-z]{1,12})\W*$")
 
