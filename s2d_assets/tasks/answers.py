@@ -12,7 +12,15 @@ _ANSWER_IS_LETTER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\)", re.IGN
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
-_ANSWER_IS_NUMBER = re.compile(r"answer\s*(?:is|:|=)\s*:?\s*\**\s*(-?\$?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
+# "the answer (to the question) is N", "the final answer is indeed N", "the answer is 3 * 4 = 12" (the result)
+_ANSWER_IS_NUMBER = re.compile(
+    r"answer(?:\s+to\s+(?:the|this)\s+(?:original\s+)?question)?\s*(?:is|:|=)\s*:?\s*(?:indeed\s+|actually\s+)?\**\s*(?:[-\d$.,\s*/+x×()]+=\s*)?(-?\$?\d[\d,]*(?:\.\d+)?)(?![\d%])(?!\s*[*/+×=])",
+    re.IGNORECASE,
+)
+_LEADING_NUMBER = re.compile(r"^\W*(-?\$?\d[\d,]*(?:\.\d+)?)\W*$")  # a bare number as the first line
+_NEW_EXEMPLAR = re.compile(r"\n\s*Q:")  # a few-shot reply that goes on to invent the next question
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+_FINISHED = re.compile(r"(?:[.!?)\"']|\*\*)\s*$|^\W*-?\$?\d[\d,]*(?:\.\d+)?\W*$")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 # True/false verdicts. A restated question ("true or false?") and the user's opinion sentence
@@ -79,12 +87,25 @@ def canonical_number(value: str) -> str | None:
 
 
 def parse_number(text: str) -> str | None:
-    """'#### N', then 'the answer is N', then the last number in the text."""
-    for pattern in (_HASH_ANSWER, _ANSWER_IS_NUMBER):
-        found = pattern.findall(text)
+    """The number the text states as its answer.
+
+    '#### N', then the last 'the answer is N', then a bare number on the first line; a text
+    that ends in a finished sentence otherwise answers with its last number, and one cut off
+    mid-sentence (at its token budget) states nothing. What follows a new 'Q:' in a few-shot
+    reply answers another question.
+    """
+    text = _NEW_EXEMPLAR.split(text, maxsplit=1)[0].strip()
+    finished = bool(_FINISHED.search(text))
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    stated = text if finished or not ends else text[: ends[-1]]  # without a sentence cut off mid-way
+    for pattern, where in ((_HASH_ANSWER, text), (_ANSWER_IS_NUMBER, stated)):
+        found = pattern.findall(where)
         if found:
             return canonical_number(found[-1])
-    numbers = _NUMBER.findall(text)
+    leading = _LEADING_NUMBER.match(text.splitlines()[0] if text else "")
+    if leading:
+        return canonical_number(leading.group(1))
+    numbers = _NUMBER.findall(text) if finished else []
     return canonical_number(numbers[-1]) if numbers else None
 
 
