@@ -13,9 +13,15 @@ from s2d_assets.tasks.names_data import first_names
 
 # "yes"/"no" as an answer: followed by punctuation or the end ("No, it flipped", "the answer is no"),
 # not as a determiner ("no change", "no one flips").
-_ANSWER_WORD = re.compile(r"\b(yes|no)\b(?=\s*(?:[^\w\s]|$))", re.IGNORECASE)
+_ANSWER_WORD = re.compile(r"\b(yes|no)\b(?=[ \t]*(?:[^\w\s]|\n|$))", re.IGNORECASE)
 _STATE = re.compile(r"\b(not\s+(?:still\s+)?)?(heads|tails)\b", re.IGNORECASE)
-_QUESTION = re.compile(r"[^.!?\n]*\?")  # a restated question ("Is the coin still heads up?") is no verdict
+# Not verdicts: a restated question ("Is the coin still heads up?") or premise ("A coin is heads
+# up."), a disjunction ("heads or tails", "yes or no"), and a condition ("if it lands on heads", "when both flip it").
+_NOT_VERDICTS = re.compile(
+    r"[^.!?\n]*\?|\bA coin is heads up\b|\b(?:heads|tails|yes|no)\W*(?:\s+up)?\s+or\s+\W*(?:heads|tails|yes|no)\b"
+    r"|[^.!?\n]*\b(?:if|when|either|whether)\b[^.!?\n]*",
+    re.IGNORECASE,
+)
 _MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
 
 
@@ -47,20 +53,16 @@ class CoinFlipTask:
         return {}
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
-        """The verdict the text states last: a "yes"/"no" answer, else the coin's last stated side.
+        """The last verdict the text states: a "yes"/"no" answer or the side the coin is on.
 
-        A stated yes/no answer outranks the sides named while reasoning; a negated side
-        ("not heads up") is the other side.
+        A negated side ("not heads up") is the other side.
         """
-        text = _QUESTION.sub(" ", text)
-        answers = _ANSWER_WORD.findall(text)
-        if answers:
-            return answers[-1].lower()
-        states = []
-        for negated, side in _STATE.findall(text):
-            meaning = _MEANING[side.lower()]
-            states.append(("no" if meaning == "yes" else "yes") if negated else meaning)
-        return states[-1] if states else None
+        text = _NOT_VERDICTS.sub(" ", text)
+        verdicts = [(m.start(), m.group(1).lower()) for m in _ANSWER_WORD.finditer(text)]
+        for m in _STATE.finditer(text):
+            meaning = _MEANING[m.group(2).lower()]
+            verdicts.append((m.start(), ("no" if meaning == "yes" else "yes") if m.group(1) else meaning))
+        return max(verdicts)[1] if verdicts else None
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         return answer is not None and answer.strip().lower() == reference.strip().lower()
