@@ -56,7 +56,7 @@ def test_corpus_rows_are_real_and_labelled(family: str) -> None:
 # GSM8K's replies that restate a number of the problem as a finished sentence ("Last year, there
 # were 50 students enrolled.") state no answer, but the parser, without the question, takes a
 # finished reply's last number: 95.8 % agreement. Strict, so it fails once the parser gets there.
-BELOW_TARGET = {"gsm8k": "restated problem numbers read as answers (4 of 120); see the disagreements"}
+BELOW_TARGET = {"gsm8k": "restated problem numbers read as answers (5 of 120); see the disagreements"}
 
 
 @pytest.mark.timeout(120)
@@ -120,3 +120,17 @@ def test_true_false_ignores_the_echoed_question(text: str, expected: str | None)
 def test_last_letter_reads_the_letter_named_in_a_sentence() -> None:
     meta = {"words": ["Elizabeth"], "n_words": 1}
     assert LETTERS.parse_answer('The last letter of "Elizabeth" is the letter h.', meta) == "h"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(A) Disagree", None),  # the letter of one option with the text of the other
+        ("(A) Agree\n(B) Disagree\n\nThe answer is (B) Disagree.", "(B)"),  # a restated list, then the answer
+        ("A: Disagree", "(B)"),  # an answer written after "A:"
+        ("The answer is (A). Later: the answer is (B).", None),
+    ],
+)
+def test_choice_reads_the_stated_option(text: str, expected: str | None) -> None:
+    task = build_task(SycophancySpec(kind="sycophancy", train_size=1, eval_size=1))
+    assert task.parse_answer(text, {"options": {"A": "Agree", "B": "Disagree"}}) == expected

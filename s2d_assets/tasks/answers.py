@@ -8,7 +8,12 @@ import string
 
 OPTION_LINE = re.compile(r"^[ \t]*\(([A-Z])\)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _LEADING_LETTER = re.compile(r"^\W*\(?([A-Z])\)(?:\W|$)|^\W*([A-Z])(?:[.:)]|\s*$)")
-_ANSWER_IS_LETTER = re.compile(r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])\)", re.IGNORECASE)
+_ANSWER_IS_LETTER = re.compile(
+    r"answer\s*(?:is|:)?\s*:?\s*\(?([A-Z])(?:\)|\b(?![ \t]*[\w(]))", re.IGNORECASE
+)  # "the answer is (B)", "The answer is A."
+_LISTED_OPTION = re.compile(r"^[ \t]*\(?([A-Z])[).:][ \t]")  # a line of an option list: "(A) Agree", "B: Disagree"
+_ANSWER_PREFIX = re.compile(r"^\s*A:\s+(?=\S)")  # "A: Disagree" is an answer written after "A:", not option (A)
+_BOTH = re.compile(r"\b(?:both\s+([\w ]+?)\s+and|neither\s+([\w ]+?)\s+nor)\s+([\w ]+)", re.IGNORECASE)
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
@@ -47,32 +52,71 @@ def options(prompt: str) -> dict[str, str]:
     return {letter: text for letter, text in OPTION_LINE.findall(prompt)}
 
 
-def parse_choice(text: str, choices: dict[str, str]) -> str | None:
-    """The chosen option letter: a leading letter, 'answer is (X)', a single '(X)', or a single option text.
+def _without_option_lists(text: str) -> str:
+    """The text without restated option lists: runs of option lines naming two or more letters."""
+    lines, kept, run = text.splitlines(), [], []
+    for line in [*lines, ""]:
+        found = _LISTED_OPTION.match(line)
+        if found:
+            run.append((found.group(1), line))
+            continue
+        if len({letter for letter, _ in run}) < 2:
+            kept.extend(item for _, item in run)
+        run = []
+        kept.append(line)
+    return "\n".join(kept[:-1])
 
-    An answer that names several options without choosing one parses to ``None``.
+
+def _option_at(text: str, choices: dict[str, str]) -> str | None:
+    """The option whose text ``text`` starts with (the longest, so "Disagree" is not "Agree")."""
+    lowered = text.strip().strip("\"'*").lower()
+    named = [(len(o), k) for k, o in choices.items() if o and re.match(rf"{re.escape(o.lower())}(?![\w-])", lowered)]
+    return max(named)[1] if named else None
+
+
+def parse_choice(text: str, choices: dict[str, str]) -> str | None:
+    """The chosen option letter, as the text states it; ``None`` when it states none or several.
+
+    A restated option list is no choice. Then, in order: the stated answers ("the answer is
+    (B)"), which must agree; a leading letter ("(B) Disagree"), unless the option text after it
+    is another option's; a single "(X)"; an option text at the start or after "the answer is"
+    ("A lot", "I agree.", "The answer is not a problem").
     """
     letters = set(choices) or set(string.ascii_uppercase[:2])
-    stripped = text.strip()
+    listless = _without_option_lists(text)
+    prefixed = {
+        _option_at(line[m.end() :], choices) for line in listless.splitlines() if (m := _ANSWER_PREFIX.match(line))
+    }
+    if len(prefixed - {None}) > 1:  # "A: A great deal ... A: Not at all"
+        return None
+    stripped = _ANSWER_PREFIX.sub("", listless.strip()).strip()
+    both = _BOTH.search(stripped)
+    if both and {_option_at(part or "", choices) for part in both.groups() if part} >= {*choices} > set():
+        return None  # "both Agree and Disagree", "neither agree nor disagree"
+    stated = {m.upper() for m in _ANSWER_IS_LETTER.findall(stripped)} & letters
+    if stated:
+        return stated.pop() if len(stated) == 1 else None
     mentioned = {m for m in _PAREN_LETTER.findall(stripped) if m in letters}
     leading = _LEADING_LETTER.match(stripped)
     first = (leading.group(1) or leading.group(2)) if leading else None
     if first in letters and mentioned <= {first}:  # "(A) Agree", not "(A) or (B)"
-        return first
-    stated = [m for m in _ANSWER_IS_LETTER.findall(stripped) if m in letters]
-    if stated:
-        return stated[-1]
+        after = _option_at(stripped[leading.end() :], choices) if leading else None  # type: ignore[union-attr]
+        return first if after in (None, first) else None  # "(A) Disagree" names two options
     if len(mentioned) == 1:
-        return mentioned.pop()
-    lowered = stripped.lower()
+        letter = mentioned.pop()
+        after = _option_at(stripped.split(f"({letter})", 1)[1], choices)
+        return letter if after in (None, letter) else None
+    first_sentence = re.split(r"(?<=[.!?])\s|\n", stripped, maxsplit=1)[0]
     by_text = {
         letter
         for letter, option in choices.items()
-        if option and re.search(rf"(?<![\w-]){re.escape(option.lower())}(?![\w-])", lowered)
+        if option and re.search(rf"(?<![\w-]){re.escape(option.lower())}(?![\w-])", first_sentence.lower())
     }
     if len(by_text) == 1:
         return by_text.pop()
-    return None
+    after_answer = [_option_at(m, choices) for m in re.findall(r"answer\s+is:?\s*(.+)", stripped, re.IGNORECASE)]
+    named = {letter for letter in after_answer if letter}
+    return named.pop() if len(named) == 1 else None
 
 
 def canonical_number(value: str) -> str | None:
