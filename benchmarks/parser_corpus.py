@@ -9,7 +9,8 @@ and the model continues that turn (``continue_final_message=True``).
 The outputs are written unlabelled to ``--out`` (one JSONL per family, ``label`` null); each row
 is then labelled by reading it (the answer the text states, in the task's canonical form, or
 "none") before it joins s2d_assets_tests/data/parser_corpus/. Labels are never copied from a
-parser. Takes about 15 minutes on 2 CPU cores:
+parser. One family takes 15-30 minutes on 2 shared CPU cores; families can run as separate
+processes:
 
     S2D_TORCH_THREADS=1 .venv/bin/python benchmarks/parser_corpus.py --out /tmp/parser_corpus
 """
