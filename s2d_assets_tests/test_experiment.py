@@ -13,7 +13,8 @@ def test_shipped_default_loads() -> None:
     assert set(experiment.tasks) == {"coin_flip"}
     assert {m.kind for m in experiment.methods.values()} == {"cot_zero_shot"}
     assert experiment.model.teach is not None  # a taught System 2, on other numbers of people
-    assert {t.n_people for t in experiment.model.teach.tasks.values()}.isdisjoint({experiment.tasks["coin_flip"].n_people})
+    taught_people = {t.n_people for t in experiment.model.teach.tasks.values()}
+    assert experiment.tasks["coin_flip"].n_people not in taught_people
     assert experiment.evaluation.system1_answer == "constrained"  # System 1 answers directly
     assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs five
 

@@ -57,8 +57,10 @@ def test_irrelevant_sentence_goes_before_the_question_and_keeps_the_answer() -> 
 def test_numeric_parsing() -> None:
     assert parse_number("So 3 + 4 = 7.\n#### 7") == "7"
     assert parse_number("The answer is $1,520.") == "1520"
-    assert parse_number("She pays 12.50 dollars") == "12.5"
-    assert parse_number("Step 1 gives 4, then 9") == "9"
+    assert parse_number("She pays 12.50 dollars.") == "12.5"
+    assert parse_number("Step 1 gives 4, then 9.") == "9"
+    assert parse_number("First we find the total cost of 17") is None  # cut off mid-sentence: no answer yet
+    assert parse_number("The answer is 3 * 4 = 12.\n\nQ: Tom has 5 pens. How many?\nA: The answer is 5.") == "12"
     assert parse_number("no numbers") is None
     task = build_task(Gsm8kSpec(kind="gsm8k", train_size=1, eval_size=1))
     assert task.is_correct("2280.0", "2280") and not task.is_correct(None, "1")

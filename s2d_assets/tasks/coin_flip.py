@@ -12,9 +12,17 @@ from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.base import TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
 
-_VERDICT = re.compile(r"\b(yes|no|heads|tails)\b", re.IGNORECASE)
-_NEGATED_HEADS = re.compile(r"\bnot\s+(?:still\s+)?heads\b", re.IGNORECASE)
-_NEGATED_TAILS = re.compile(r"\bnot\s+(?:still\s+)?tails\b", re.IGNORECASE)
+# "yes"/"no" as an answer: followed by punctuation or the end ("No, it flipped", "the answer is no"),
+# not as a determiner ("no change", "no one flips").
+_ANSWER_WORD = re.compile(r"\b(yes|no)\b(?=[ \t]*(?:[^\w\s]|\n|$))", re.IGNORECASE)
+_STATE = re.compile(r"\b(not\s+(?:still\s+)?)?(heads|tails)\b", re.IGNORECASE)
+# Not verdicts: a restated question ("Is the coin still heads up?") or premise ("A coin is heads
+# up."), a disjunction ("heads or tails", "yes or no"), and a condition ("if it lands on heads", "when both flip it").
+_NOT_VERDICTS = re.compile(
+    r"[^.!?\n]*\?|\bA coin is heads up\b|\b(?:heads|tails|yes|no)\W*(?:\s+up)?\s+or\s+\W*(?:heads|tails|yes|no)\b"
+    r"|[^.!?\n]*\b(?:if|when|either|whether)\b[^.!?\n]*",
+    re.IGNORECASE,
+)
 _MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
 
 
@@ -65,17 +73,16 @@ class CoinFlipTask:
         return AnswerSet.of("yes", "no")
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
-        # The last verdict word wins: models restate the question ("heads up") before answering.
-        stripped = text.strip().lower()
-        text = _NEGATED_HEADS.sub("tails", _NEGATED_TAILS.sub("heads", text))
-        for word in ("yes", "no"):
-            if stripped.startswith(word) and len(stripped) < 40:
-                return word
-        verdicts = _VERDICT.findall(text)
-        explicit = [v.lower() for v in verdicts if v.lower() in ("yes", "no")]
-        if explicit:
-            return explicit[-1]
-        return _MEANING[verdicts[-1].lower()] if verdicts else None
+        """The last verdict the text states: a "yes"/"no" answer or the side the coin is on.
+
+        A negated side ("not heads up") is the other side.
+        """
+        text = _NOT_VERDICTS.sub(" ", text)
+        verdicts = [(m.start(), m.group(1).lower()) for m in _ANSWER_WORD.finditer(text)]
+        for m in _STATE.finditer(text):
+            meaning = _MEANING[m.group(2).lower()]
+            verdicts.append((m.start(), ("no" if meaning == "yes" else "yes") if m.group(1) else meaning))
+        return max(verdicts)[1] if verdicts else None
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         return answer is not None and answer.strip().lower() == reference.strip().lower()

@@ -14,13 +14,22 @@ from s2d_assets.tasks.names_data import first_names, last_names
 
 TEMPLATE = 'Take the last letters of the words in "{words}" and concatenate them.'
 
-# Candidates, in the order a reader would trust them: quoted or bold text, then "is X"/": X".
-_QUOTED = re.compile(r"[\"'“”‘’*`]+\s*([A-Za-z]{1,12})\s*[\"'“”‘’*`]+")
-_AFTER_MARKER = re.compile(
-    r"(?=(?:\bis|\bare|\banswer|\bresult|:|=)\s*[\"'“*`]*\s*([A-Za-z]{1,12})\b)", re.IGNORECASE
-)  # a lookahead, so "the answer is nk" yields both "is" and "nk"
+_LETTERS = r"[^\W\d_]+"  # one letter string (any alphabet), no digits, spaces or hyphens
+_QUOTED = r"[\"'“”‘’`*\[]+\s*([^\"'“”‘’`*\]\n]+?)\s*[\"'“”‘’`*\]]+"
+_ENDS_LINE = r"(?=[.!,;]?[ \t]*(?:\n|$))"
+# A restated question ("Take the last letters of ... and concatenate them") is no answer.
+_RESTATED = re.compile(r"take the last letters? of[^\n]*?(?:concatenate them|$)", re.IGNORECASE | re.MULTILINE)
+# Stated answers: "the (final) answer (to the question) is X", "is the letter h", "... into X",
+# X quoted or ending its line; an answer that is a phrase ("Jennie Nash") is a stated non-answer.
+_ANSWER = re.compile(
+    r"\banswer(?:\s+to\s+[^\n]*?)?\s*(?:is|:|would\s+be)\s*(?:indeed\s+|actually\s+)?[*:\s]*"
+    rf"(?:{_QUOTED}|({_LETTERS}){_ENDS_LINE})|\b(?:is|are)\s+the\s+letters?\s+({_LETTERS})\b|\binto\s+({_LETTERS})\b",
+    re.IGNORECASE,
+)
+_NAMED = re.compile(rf"(?:\bis|\bare|:)\s*{_QUOTED}(?=\s*(?:[.!,;)]|$))", re.IGNORECASE)  # 'are "nk".'
+_WORD_RESULT = re.compile(rf"^\W*({_LETTERS})\s*[:=]\s*({_LETTERS})\W*$", re.MULTILINE)  # "Graham = GRAH"
+_BARE = re.compile(rf"^[\s\"'“”`*]*({_LETTERS})[\s\"'“”`*.!]*$")
 _FILLER = {"is", "are", "the", "a", "an", "it", "to", "of", "so", "we", "that", "this"}
-_BARE = re.compile(r"^\W*([A-Za-z]{1,12})\W*$")
 
 
 def concatenate_last_letters(words: list[str]) -> str:
@@ -59,19 +68,26 @@ class LastLetterTask:
         return AnswerSet(regex=f"[a-z]{{{int(meta.get('n_words', self.spec.n_words))}}}")
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
-        n_words = int(meta.get("n_words", self.spec.n_words))
-        bare = _BARE.match(text)
-        if bare:
-            return bare.group(1).lower()
+        """The letter string the text states: its last stated answer, else one it names or writes alone.
+
+        The words of the question may be the answer ("The answer is: Hogan"); a restated question
+        states none, and a stated answer that is not one letter string (two words) is no answer.
+        """
+        text = _RESTATED.sub(" ", text)
+        stated = [next(g for g in m.groups() if g is not None).strip() for m in _ANSWER.finditer(text)]
+        single = [a.lower() for a in stated if re.fullmatch(_LETTERS, a) and a.lower() not in _FILLER]
+        if single:
+            return single[-1]
+        if stated:
+            return None
         words = {w.lower() for w in meta.get("words", [])}
-        for pattern in (_QUOTED, _AFTER_MARKER):
-            found = [m.lower() for m in pattern.findall(text) if m.lower() not in words | _FILLER]
-            exact = [m for m in found if len(m) == n_words]
-            if exact:
-                return exact[-1]
-            if found and pattern is _QUOTED:
-                return found[-1]
-        return None
+        named = [m.lower() for m in _NAMED.findall(text) if re.fullmatch(_LETTERS, m)]
+        results = [result.lower() for word, result in _WORD_RESULT.findall(text) if word.lower() in words]
+        if named or results:
+            return (named or results)[-1]
+        first_line = text.strip().split("\n", 1)[0]
+        bare = _BARE.match(first_line)
+        return bare.group(1).lower() if bare else None
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         return answer is not None and answer.strip().lower() == reference.strip().lower()
