@@ -94,7 +94,7 @@ class Stage:
 
 def _needs_base_model(ctx: StageContext, task: str, method: str) -> bool:
     # Some tasks build their inputs with the base model (judging pairs answered under two settings).
-    return getattr(ctx.task(task), "needs_base_model", False)
+    return ctx.task(task).needs_base_model
 
 
 def _usc(ctx: StageContext, task: str, method: str) -> bool:

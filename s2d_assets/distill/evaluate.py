@@ -70,7 +70,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
         where = {"task": task_name, "method": method_name, "system": "distilled", "split": EVAL}
         ctx.warehouse.replace_rows("generations", where, pl.DataFrame())
     judged: dict[str, float | None] = {}
-    if task.kind == "pairwise_judging":  # verdicts in both orders: position consistency
+    if task.position_consistency:  # verdicts in both orders (pairwise judging)
         base_engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
         for system, method, engine in (
             ("system1", s1_method, base_engine),
@@ -125,7 +125,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
     ctx.warehouse.replace_tables([("evaluations", where, frame), ("evaluation_groups", where, groups)])
     return StageResult(
         data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
-        metadata=_metadata(frame, groups, judging=task.kind == "pairwise_judging")
+        metadata=_metadata(frame, groups, judging=task.position_consistency)
         | {"cache_misses": s2_engine.stats.misses + (distilled_engine.stats.misses if distilled_engine else 0)}
         | {key: value for key, value in judged.items() if value is not None},
         markdown=_markdown(frame, groups),

@@ -115,5 +115,4 @@ def answer_eval_split(
 def _variant_meta(task: Task, prompt: str, meta: str | None, variant_id: int) -> dict[str, Any]:
     """A perturbed variant is parsed with what its own prompt says (e.g. its swapped option texts)."""
     base = json.loads(meta or "{}")
-    describe = getattr(task, "meta_for_prompt", None)
-    return {**base, **describe(prompt)} if variant_id and describe else base
+    return {**base, **task.meta_for_prompt(prompt)} if variant_id else base

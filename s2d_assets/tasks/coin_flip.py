@@ -9,8 +9,9 @@ from typing import Any
 
 from s2d_assets.config.tasks import CoinFlipSpec
 from s2d_assets.core.answer_set import AnswerSet
-from s2d_assets.tasks.base import TaskInput, split_unique
+from s2d_assets.tasks.base import Task, TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
+from s2d_assets.tasks.sources import NAMES, Source, package_source
 
 _VERDICT = re.compile(r"\b(yes|no|heads|tails)\b", re.IGNORECASE)
 _NEGATED_HEADS = re.compile(r"\bnot\s+(?:still\s+)?heads\b", re.IGNORECASE)
@@ -19,9 +20,12 @@ _MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
 
 
 @dataclass(frozen=True)
-class CoinFlipTask:
+class CoinFlipTask(Task):
     spec: CoinFlipSpec
     kind: str = "coin_flip"
+
+    def sources(self) -> list[Source]:
+        return [package_source(NAMES, "census first and last names")]
 
     @property
     def answer_format(self) -> str:
