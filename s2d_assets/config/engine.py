@@ -61,7 +61,7 @@ EXECUTOR_FIELDS = frozenset({"executor", "ray"})
 OWN_ENGINE = "engine"
 
 
-class _Spec(Strict):
+class EngineSpecBase(Strict):
     # Fields that change throughput only; everything else is part of what is generated.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
     # The Ray Data processor of this kind under ``executor: ray``.
@@ -88,7 +88,7 @@ class _Spec(Strict):
         return self.processor if self.executor == "ray" else None
 
     @model_validator(mode="after")
-    def _ray_settings_apply(self) -> _Spec:
+    def _ray_settings_apply(self) -> EngineSpecBase:
         kind = self.kind  # type: ignore[attr-defined]
         if self.executor == "local" and self.ray != RayExecutorSpec():
             raise ValueError("ray: these settings apply only with executor: ray")
@@ -131,7 +131,7 @@ class _Spec(Strict):
         return None
 
 
-class TransformersEngineSpec(_Spec):
+class TransformersEngineSpec(EngineSpecBase):
     """transformers on CPU (or any torch device): the embedded default."""
 
     kind: Literal["transformers"] = "transformers"
@@ -143,7 +143,7 @@ class TransformersEngineSpec(_Spec):
         return f"{self.kind}:{self.dtype}"
 
 
-class OpenAICompatEngineSpec(_Spec):
+class OpenAICompatEngineSpec(EngineSpecBase):
     """Any OpenAI-compatible server: vLLM ``serve``, llama.cpp's server, Ollama, a hosted API."""
 
     # constrained_answers: how a constrained request is sent; its answer set is in the request's cache key.
@@ -213,7 +213,7 @@ def installed_vllm_version() -> str | None:
         return None
 
 
-class VLLMEngineSpec(_Spec):
+class VLLMEngineSpec(EngineSpecBase):
     """vLLM's offline ``LLM`` on GPUs (the ``s2d[gpu]`` extra)."""
 
     runtime_fields: ClassVar[frozenset[str]] = frozenset(

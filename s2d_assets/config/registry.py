@@ -62,6 +62,11 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, spec, implementation, traits)
         return implementation
 
+    def unregister(self, kind: str) -> None:
+        """Remove a kind (an extension registered for a while, e.g. in a test)."""
+        self.entry(kind)
+        del self._entries[kind]
+
     def entry(self, kind: str) -> Entry[T]:
         try:
             return self._entries[kind]
