@@ -88,8 +88,9 @@ class Task:
 
     # Builds its inputs with the base model (e.g. judging pairs answered under two settings).
     needs_base_model: bool = False
-    # Verdicts are also taken in both orders at evaluation (position consistency).
-    position_consistency: bool = False
+    # Judges pairs of answers: System 1 gets the judge instruction, and evaluation also takes the
+    # verdicts in both orders (position consistency).
+    judges_pairs: bool = False
 
     def with_answerer(self, factory: Callable[[], Any]) -> Task:
         """The task with the base model's answerer, for a task that ``needs_base_model``."""

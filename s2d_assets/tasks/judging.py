@@ -197,7 +197,7 @@ class PairwiseJudgingTask(Task):
     spec: PairwiseJudgingSpec
     kind: str = "pairwise_judging"
     answerer: Callable[[], Answerer] | None = None  # built lazily: only MT-bench pairs need the model
-    position_consistency = True  # verdicts in both orders at evaluation
+    judges_pairs = True  # System 1 is a judge; verdicts in both orders at evaluation
 
     def sources(self) -> list[Source]:
         if self.spec.source == "file":
