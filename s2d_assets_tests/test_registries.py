@@ -184,3 +184,15 @@ def test_an_unregistered_kind_is_refused_at_load_and_a_kind_registers_once(toys:
         TASKS.register(ParityTask, spec=ParitySpec)
     with pytest.raises(KeyError, match="toy_unknown"):
         build_task(ParitySpec.model_construct(kind="toy_unknown", train_size=1, eval_size=1))
+
+
+def test_every_registered_kind_resolves_to_an_implementation_of_that_kind() -> None:
+    for kind in TASKS:
+        implementation = TASKS.implementation(kind)
+        assert issubclass(implementation, Task) and implementation.kind == kind  # the class's own kind agrees
+    for kind in CURATION_FILTERS:
+        assert isinstance(CURATION_FILTERS.implementation(kind), CurationFilter)
+        assert isinstance(CURATION_FILTERS.traits(kind), FilterTraits)
+    for kind in ENGINES:
+        assert callable(ENGINES.implementation(kind))  # a builder; importing it loads no engine library
+    assert set(TASKS) >= {"coin_flip", "last_letter", "pairwise_judging"} and "usc" in CURATION_FILTERS
