@@ -106,7 +106,7 @@ def test_the_mode_is_in_the_cache_key_and_the_code_versions(tiny_model_dir: Path
     assert system1_version(s1) != system1_version(experiment)
     assert evaluation_version(s1, free_method) != evaluation_version(experiment, free_method)
     assert experiment.fingerprint == parse_experiment({**base, "evaluation": {"system1_answer": "free"}}).fingerprint
-    assert system1_for("coin_flip", CONSTRAINED).fingerprint != system1_for("coin_flip").fingerprint
+    assert system1_for(False, CONSTRAINED).fingerprint != system1_for(False).fingerprint
 
 
 def refusal(data: dict[str, Any]) -> str:

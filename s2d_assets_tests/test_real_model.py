@@ -50,7 +50,7 @@ def test_constrained_system1_leaves_no_coin_flip_unparsed(smollm2) -> None:  # t
     task = build_task(CoinFlipSpec(kind="coin_flip", n_people=3, train_size=1, eval_size=64, seed=2))
     items = [i for i in task.build_inputs() if i.split == "eval"]
     chains = [Chain(i.input_id, i.prompt, answer_set=answer_set(task, i.meta)) for i in items]
-    results = run_method(system1_for(task.kind, CONSTRAINED), chains, engine, 0.0, 1.0, seed=0)
+    results = run_method(system1_for(task.judges_pairs, CONSTRAINED), chains, engine, 0.0, 1.0, seed=0)
     parsed = [task.parse_answer(r.output, i.meta) for r, i in zip(results, items, strict=True)]
     assert len(items) == 64
     assert parsed.count(None) == 0, [r.output for r in results]

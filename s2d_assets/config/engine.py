@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from s2d_assets.config.base import Strict
+from s2d_assets.config.registry import Registry
 from s2d_assets.core.fingerprint import content_hash
 
 
@@ -55,14 +56,18 @@ class RayExecutorSpec(BaseModel):
 
 # Settings of where generation runs, never of what it generates (left out of version_data).
 EXECUTOR_FIELDS = frozenset({"executor", "ray"})
-# The Ray Data processor each engine kind runs through. "engine" is the project's own engine inside a
-# map_batches actor: the same code as in process, so the same text (its cache entries are shared).
-RAY_PROCESSORS = {"transformers": "engine", "openai_compat": "ray.data.llm.http", "vllm": "ray.data.llm.vllm"}
+# The Ray Data processor an engine kind runs through (``engines/ray_processors.py``). "engine" is the project's
+# own engine inside a map_batches actor: the same code as in process, so the same text (its cache entries are shared).
+OWN_ENGINE = "engine"
 
 
-class _Spec(Strict):
+class EngineSpecBase(Strict):
     # Fields that change throughput only; everything else is part of what is generated.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+    # The Ray Data processor of this kind under ``executor: ray``.
+    processor: ClassVar[str] = OWN_ENGINE
+    # Whether this kind spans GPUs (the ray section's tensor/pipeline parallel and accelerator settings apply).
+    spans_gpus: ClassVar[bool] = False
 
     # Left out of dumps at their defaults, so experiments without them keep their fingerprints.
     executor: Literal["local", "ray"] = Field(
@@ -73,17 +78,17 @@ class _Spec(Strict):
     def version_data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data = {k: v for k, v in data.items() if k not in self.runtime_fields | EXECUTOR_FIELDS}
-        if self.ray_processor is not None and self.ray_processor != "engine":
+        if self.ray_processor is not None and self.ray_processor != OWN_ENGINE:
             data["processor"] = self.ray_processor  # another implementation: another producer
         return data
 
     @property
     def ray_processor(self) -> str | None:
         """The Ray Data processor generation runs through (None when it runs in process)."""
-        return RAY_PROCESSORS[self.kind] if self.executor == "ray" else None  # type: ignore[attr-defined]
+        return self.processor if self.executor == "ray" else None
 
     @model_validator(mode="after")
-    def _ray_settings_apply(self) -> _Spec:
+    def _ray_settings_apply(self) -> EngineSpecBase:
         kind = self.kind  # type: ignore[attr-defined]
         if self.executor == "local" and self.ray != RayExecutorSpec():
             raise ValueError("ray: these settings apply only with executor: ray")
@@ -93,7 +98,7 @@ class _Spec(Strict):
             "accelerator_type": self.ray.accelerator_type,
             "pipeline_parallel_size": None if self.ray.pipeline_parallel_size == 1 else self.ray.pipeline_parallel_size,
         }
-        if kind != "vllm":
+        if not self.spans_gpus:
             for name, value in gpu_only.items():
                 if value is not None:
                     raise ValueError(f"ray.{name} applies to engine kind 'vllm' only (this engine is {kind!r})")
@@ -121,12 +126,12 @@ class _Spec(Strict):
     def constrained_answer_problem(self) -> str | None:
         """Why this engine cannot constrain a final answer to an answer set (None when it can)."""
         processor, kind = self.ray_processor, self.kind  # type: ignore[attr-defined]
-        if processor is not None and processor != "engine":
+        if processor is not None and processor != OWN_ENGINE:
             return f"engine {kind!r} under executor: ray runs through {processor}, which cannot constrain answers"
         return None
 
 
-class TransformersEngineSpec(_Spec):
+class TransformersEngineSpec(EngineSpecBase):
     """transformers on CPU (or any torch device): the embedded default."""
 
     kind: Literal["transformers"] = "transformers"
@@ -138,7 +143,7 @@ class TransformersEngineSpec(_Spec):
         return f"{self.kind}:{self.dtype}"
 
 
-class OpenAICompatEngineSpec(_Spec):
+class OpenAICompatEngineSpec(EngineSpecBase):
     """Any OpenAI-compatible server: vLLM ``serve``, llama.cpp's server, Ollama, a hosted API."""
 
     # constrained_answers: how a constrained request is sent; its answer set is in the request's cache key.
@@ -146,6 +151,7 @@ class OpenAICompatEngineSpec(_Spec):
         {"batch_size", "concurrency", "timeout_seconds", "max_retries", "backoff_seconds", "api_key_env", "use_n"}
         | {"constrained_answers"}
     )
+    processor: ClassVar[str] = "ray.data.llm.http"
     kind: Literal["openai_compat"]
     base_url: str = Field(description="the API root, e.g. http://127.0.0.1:8080/v1")
     model: str = Field(description="the model name the server expects in requests")
@@ -207,12 +213,14 @@ def installed_vllm_version() -> str | None:
         return None
 
 
-class VLLMEngineSpec(_Spec):
+class VLLMEngineSpec(EngineSpecBase):
     """vLLM's offline ``LLM`` on GPUs (the ``s2d[gpu]`` extra)."""
 
     runtime_fields: ClassVar[frozenset[str]] = frozenset(
         {"batch_size", "gpu_memory_utilization", "enable_prefix_caching", "max_num_seqs", "tensor_parallel_size"}
     )
+    processor: ClassVar[str] = "ray.data.llm.vllm"
+    spans_gpus: ClassVar[bool] = True
     kind: Literal["vllm"]
     batch_size: int = Field(4096, ge=1, description="requests handed to vLLM (and cached) together")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -259,9 +267,9 @@ def _kind(value: Any) -> str:
     return str(getattr(value, "kind", "transformers"))
 
 
-EngineSpec = Annotated[
-    Annotated[TransformersEngineSpec, Tag("transformers")]
-    | Annotated[OpenAICompatEngineSpec, Tag("openai_compat")]
-    | Annotated[VLLMEngineSpec, Tag("vllm")],
-    Discriminator(_kind),
-]
+ENGINES: Registry[Any] = Registry("engine")
+ENGINES.register("s2d_assets.engines.hf:from_spec", spec=TransformersEngineSpec)
+ENGINES.register("s2d_assets.engines.openai_compat:from_spec", spec=OpenAICompatEngineSpec)
+ENGINES.register("s2d_assets.engines.vllm_engine:from_spec", spec=VLLMEngineSpec)
+
+EngineSpec = ENGINES.union(discriminator=_kind)

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from s2d_assets.config.answers import ANSWER_HELP, answer_mode_problems
 from s2d_assets.config.base import Strict
 from s2d_assets.config.coconut import CoconutSpec
+from s2d_assets.config.curation import CURATION_FILTERS, CurationSpec
 from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
 from s2d_assets.config.tasks import TaskSpec
 from s2d_assets.config.training import TeachSpec, TrainingSpec
@@ -68,43 +69,8 @@ class SamplingSpec(Strict):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
 
 
-class CurationSpec(Strict):
-    """Output self-consistency: keep an input's plurality answer (the published rule), optionally above a threshold."""
-
-    min_agreement: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="0 = the published plurality vote (the unique most common answer is kept); above 0, an extra "
-        "threshold on the winner's vote share (an option, recorded in the pool's metadata)",
-    )
-    unparsed: Literal["ignore", "count"] = Field(
-        "ignore",
-        description="ignore: a vote share is over the samples that gave an answer (self-consistency votes over "
-        "answers); count: every sample is in N, an unparsed one votes for nothing",
-    )
-    filter: Literal["self_consistency", "perturbation", "combined", "usc", "none"] = Field(
-        "self_consistency",
-        description="self_consistency: output majority; perturbation: mapped-back answers agree across the "
-        "task's perturbed variants; combined: both; usc: the model picks the most consistent sample "
-        "(free-form answers); none: the first sample, unfiltered (ablation)",
-    )
-
-
 class MethodSpec(Strict):
-    kind: Literal[
-        "rar_1step",
-        "rar_2step",
-        "cot_zero_shot",
-        "cot_few_shot",
-        "s2a",
-        "s2a_single",
-        "s2a_keep_orig",
-        "s2a_ni",
-        "s2a_relevance",
-        "bsm",
-        "system1",
-    ]
+    kind: str = Field(description="a method kind of the method registry (METHODS in s2d_assets/methods/__init__.py)")
     exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
     max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(
@@ -251,6 +217,15 @@ class Experiment(Strict):
         return self
 
     @model_validator(mode="after")
+    def _method_kinds_are_registered(self) -> Experiment:
+        from s2d_assets.methods import METHODS
+
+        for name, spec in self.methods.items():
+            if spec.kind not in METHODS:
+                raise ValueError(f"methods.{name}.kind: unknown method kind {spec.kind!r}; known: {sorted(METHODS)}")
+        return self
+
+    @model_validator(mode="after")
     def _method_overrides_name_real_steps(self) -> Experiment:
         from s2d_assets.methods import method_definition
 
@@ -288,7 +263,7 @@ class Experiment(Strict):
     @model_validator(mode="after")
     def _perturbation_filters_need_perturbations(self) -> Experiment:
         for name in self.methods:
-            if self.curation_for(name).filter not in ("perturbation", "combined"):
+            if not CURATION_FILTERS.traits(self.curation_for(name).filter).needs_variants:
                 continue
             for task, spec in self.tasks.items():
                 if not getattr(spec, "perturbations", ()):

@@ -1,12 +1,17 @@
-"""The experiment file's ``tasks`` section: one spec per task kind, a union discriminated by ``kind``."""
+"""The experiment file's ``tasks`` section: one spec per task kind, a union discriminated by ``kind``.
+
+``TASKS`` is the task registry: each kind's spec class here and its implementation (a ``Task``
+class in ``s2d_assets/tasks/``, named by its import path so config imports nothing above it).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from s2d_assets.config.base import Strict
+from s2d_assets.config.registry import Registry
 
 
 class LastLetterSpec(Strict):
@@ -136,7 +141,13 @@ class PairwiseJudgingSpec(Strict):
         return self
 
 
-TaskSpec = Annotated[
-    LastLetterSpec | CoinFlipSpec | SycophancySpec | Gsm8kSpec | FactualQASpec | UserTaskSpec | PairwiseJudgingSpec,
-    Field(discriminator="kind"),
-]
+TASKS: Registry[Any] = Registry("task")
+TASKS.register("s2d_assets.tasks.last_letter:LastLetterTask", spec=LastLetterSpec)
+TASKS.register("s2d_assets.tasks.coin_flip:CoinFlipTask", spec=CoinFlipSpec)
+TASKS.register("s2d_assets.tasks.sycophancy:SycophancyTask", spec=SycophancySpec)
+TASKS.register("s2d_assets.tasks.gsm8k:Gsm8kTask", spec=Gsm8kSpec)
+TASKS.register("s2d_assets.tasks.factual_qa:FactualQATask", spec=FactualQASpec)
+TASKS.register("s2d_assets.tasks.user_task:UserTask", spec=UserTaskSpec)
+TASKS.register("s2d_assets.tasks.judging:PairwiseJudgingTask", spec=PairwiseJudgingSpec)
+
+TaskSpec = TASKS.union()

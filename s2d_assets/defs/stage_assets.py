@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from s2d_assets import distill
+from s2d_assets.config.curation import CURATION_FILTERS
 from s2d_assets.config.experiment import Experiment
 from s2d_assets.core.checkpoints import CURRENT
 from s2d_assets.core.progress import metering, reporting
@@ -94,11 +95,12 @@ class Stage:
 
 def _needs_base_model(ctx: StageContext, task: str, method: str) -> bool:
     # Some tasks build their inputs with the base model (judging pairs answered under two settings).
-    return getattr(ctx.task(task), "needs_base_model", False)
+    return ctx.task(task).needs_base_model
 
 
-def _usc(ctx: StageContext, task: str, method: str) -> bool:
-    return ctx.experiment.curation_for(method).filter == "usc"  # the base model picks the consistent sample
+def _filter_calls_base_model(ctx: StageContext, task: str, method: str) -> bool:
+    # e.g. universal self-consistency: the base model picks the consistent sample
+    return CURATION_FILTERS.traits(ctx.experiment.curation_for(method).filter).calls_base_model
 
 
 def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
@@ -175,7 +177,7 @@ STAGES: tuple[Stage, ...] = (
         description="Self-consistency filter: one row per input, kept or not, with votes, agreement and reason. The "
         "metadata adds the inputs kept on one parsed vote, the kept answers' balance and the pool's accuracy against "
         "the train references (labelled analysis only, computed after the pool is written, never used to select).",
-        calls_engine=_usc,
+        calls_engine=_filter_calls_base_model,
         card_metadata=("filter", "min_agreement", "threshold", "unparsed"),  # the curation filter
         checks=(ANSWER_DISTRIBUTION,),
     ),

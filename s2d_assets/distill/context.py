@@ -48,8 +48,8 @@ class StageContext:
     def task(self, name: str) -> Task:
         if name not in self._tasks:
             task = build_task(self.experiment.tasks[name])
-            if getattr(task, "needs_base_model", False):  # e.g. judging pairs answered by the base model
-                task = task.with_answerer(  # type: ignore[attr-defined]
+            if task.needs_base_model:  # e.g. judging pairs answered by the base model
+                task = task.with_answerer(
                     lambda: engine_answerer(self.base_engine(f"{name}/pairs"), self.experiment.seed)
                 )
             self._tasks[name] = task

@@ -38,17 +38,16 @@ from typing import Any
 
 import polars as pl
 
+from s2d_assets.config.curation import CURATION_FILTERS
 from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.votes import (
-    COUNTS_SQL,
     KEPT,
     NO_ANSWER,
-    ORIGINAL_COUNTS_SQL,
     POOL_COLUMNS,
     USC_NO_SELECTION,
-    decide_in,
+    CurationFilter,
     sample_counts,
 )
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
@@ -115,6 +114,18 @@ def usc_decision(selection: int | None, answers: Sequence[str | None]) -> Decisi
     return Decision(answer, votes, n_samples, votes[answer] / n_samples, True, KEPT)
 
 
+class UniversalSelfConsistency(CurationFilter):
+    """The base model picks each input's most consistent sample; its parsed answer is kept."""
+
+    version = USC_TEMPLATE  # the prompt it sends shapes its decisions
+
+    def decide(self, ctx: Any, task_name: str, method_name: str, spec: Any) -> pl.DataFrame:
+        return _usc_decisions(ctx, task_name, method_name)
+
+
+USC = UniversalSelfConsistency()
+
+
 def _usc_decisions(ctx: StageContext, task_name: str, method_name: str) -> pl.DataFrame:
     """The base model picks each input's most consistent sample; its parsed answer is kept."""
     samples = ctx.warehouse.query(
@@ -148,11 +159,7 @@ def curate(ctx: StageContext, task_name: str, method_name: str) -> StageResult:
     params = [ctx.experiment.name, task_name, method_name, TRAIN]
     with ctx.warehouse.connect() as con:
         counts = sample_counts(con, params)
-        if spec.filter != "usc":
-            source = COUNTS_SQL if spec.filter in ("perturbation", "combined") else ORIGINAL_COUNTS_SQL
-            decisions = decide_in(con, source, params, spec.filter, spec.min_agreement, spec.unparsed)
-    if spec.filter == "usc":
-        decisions = _usc_decisions(ctx, task_name, method_name)
+    decisions = CURATION_FILTERS.implementation(spec.filter).decide(ctx, task_name, method_name, spec)
     frame = decisions.with_columns(pl.lit(task_name).alias("task"), pl.lit(method_name).alias("method")).select(
         "task", "method", *POOL_COLUMNS
     )

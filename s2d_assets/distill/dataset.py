@@ -26,7 +26,7 @@ def build_distillation_set(ctx: StageContext, task_name: str, method_name: str) 
             "task": task_name,
             "method": method_name,
             "input_id": pool["input_id"],
-            "prompt": [direct_prompt(q, ctx.task(task_name).kind) for q in pool["question"]],
+            "prompt": [direct_prompt(q, ctx.task(task_name).judges_pairs) for q in pool["question"]],
             "completion": pool["answer"],
         },
         schema={

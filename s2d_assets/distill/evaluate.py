@@ -47,7 +47,7 @@ SYSTEMS = ("system1", "system2", "distilled")
 def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseModel, checkpoint: Path) -> StageResult:
     task = ctx.task(task_name)
     items = ctx.inputs(task_name, EVAL)
-    s1_method = system1_for(task.kind, ctx.experiment.evaluation.system1_answer)
+    s1_method = system1_for(task.judges_pairs, ctx.experiment.evaluation.system1_answer)
     s2_engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/{method_name}/eval")
     s2_frame, system2 = answer_eval_split(ctx, task_name, method_name, "system2", ctx.method(method_name), s2_engine)
     manifest = read_manifest(checkpoint)
@@ -70,7 +70,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
         where = {"task": task_name, "method": method_name, "system": "distilled", "split": EVAL}
         ctx.warehouse.replace_rows("generations", where, pl.DataFrame())
     judged: dict[str, float | None] = {}
-    if task.kind == "pairwise_judging":  # verdicts in both orders: position consistency
+    if task.judges_pairs:  # verdicts in both orders: position consistency
         base_engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
         for system, method, engine in (
             ("system1", s1_method, base_engine),
@@ -125,7 +125,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
     ctx.warehouse.replace_tables([("evaluations", where, frame), ("evaluation_groups", where, groups)])
     return StageResult(
         data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
-        metadata=_metadata(frame, groups, judging=task.kind == "pairwise_judging")
+        metadata=_metadata(frame, groups, judging=task.judges_pairs)
         | {"cache_misses": s2_engine.stats.misses + (distilled_engine.stats.misses if distilled_engine else 0)}
         | {key: value for key, value in judged.items() if value is not None},
         markdown=_markdown(frame, groups),

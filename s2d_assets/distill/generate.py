@@ -75,7 +75,7 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
 
 def generate_system1_baseline(ctx: StageContext, task_name: str, base: BaseModel) -> StageResult:
     engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
-    method = system1_for(ctx.task(task_name).kind, ctx.experiment.evaluation.system1_answer)
+    method = system1_for(ctx.task(task_name).judges_pairs, ctx.experiment.evaluation.system1_answer)
     frame, summary = answer_eval_split(ctx, task_name, SYSTEM1_BASELINE, "system1", method, engine)
     return StageResult(
         data_version=rows_hash(frame.select("input_id", "output").rows()),
@@ -115,5 +115,4 @@ def answer_eval_split(
 def _variant_meta(task: Task, prompt: str, meta: str | None, variant_id: int) -> dict[str, Any]:
     """A perturbed variant is parsed with what its own prompt says (e.g. its swapped option texts)."""
     base = json.loads(meta or "{}")
-    describe = getattr(task, "meta_for_prompt", None)
-    return {**base, **describe(prompt)} if variant_id and describe else base
+    return {**base, **task.meta_for_prompt(prompt)} if variant_id else base

@@ -15,11 +15,10 @@ from s2d_assets.tasks import TRAIN
 def write_perturbed_inputs(ctx: StageContext, task_name: str) -> StageResult:
     """Variant 0 is the input itself; the task's declared perturbations add variants with answer maps."""
     task = ctx.task(task_name)
-    perturb = getattr(task, "perturb", None)
     rows = []
     for item in ctx.inputs(task_name, TRAIN):
         rows.append((item["input_id"], 0, item["prompt"], "{}"))
-        for number, variant in enumerate(perturb(item["prompt"], item["meta"]) if perturb else [], start=1):
+        for number, variant in enumerate(task.perturb(item["prompt"], item["meta"]), start=1):
             rows.append((item["input_id"], number, variant.prompt, json.dumps(variant.answer_map, sort_keys=True)))
     frame = (
         pl.DataFrame(

@@ -6,9 +6,9 @@ Computed once per process from the loaded experiment; Dagster records them as ea
 
 from __future__ import annotations
 
+from s2d_assets.config.curation import CURATION_FILTERS
 from s2d_assets.config.experiment import Experiment
 from s2d_assets.core.fingerprint import content_hash
-from s2d_assets.distill.curate import USC_TEMPLATE
 from s2d_assets.methods import SYSTEM1, MethodDefinition
 
 
@@ -54,8 +54,9 @@ def system1(experiment: Experiment) -> MethodDefinition:
 
 def pool_version(experiment: Experiment, method: str) -> str:
     spec = experiment.curation_for(method)
-    if spec.filter == "usc":
-        return content_hash([spec.model_dump(mode="json"), USC_TEMPLATE])
+    version = CURATION_FILTERS.implementation(spec.filter).version  # e.g. the prompt a filter sends
+    if version is not None:
+        return content_hash([spec.model_dump(mode="json"), version])
     return content_hash(spec.model_dump(mode="json"))
 
 

@@ -48,6 +48,6 @@ def preflight(ctx: StageContext) -> None:
     for name in ctx.experiment.methods:
         ctx.method(name)  # reads few-shot exemplar files
     for name in ctx.experiment.tasks:
-        if getattr(ctx.task(name), "needs_base_model", False):
+        if ctx.task(name).needs_base_model:
             continue  # its inputs are answered by the base model during the run
         check_inputs(ctx, name)

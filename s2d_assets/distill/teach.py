@@ -48,10 +48,9 @@ def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> lis
         for item in task.build_inputs():
             if item.split != TRAIN:
                 continue
-            trace_of = getattr(task, "teaching_trace", None)
-            if trace_of is None:
+            trace = task.teaching_trace(item.meta)
+            if trace is None:
                 raise TeachingError(f"model.teach.tasks.{name}: task kind {task.kind!r} has no programmatic trace")
-            trace = trace_of(item.meta)
             if normalize_prompt(item.prompt) in own:
                 raise TeachingError(
                     f"model.teach.tasks.{name}: input {item.input_id} is also one of the experiment's inputs; "

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -269,3 +270,10 @@ class TransformersEngine:
 
         for batch_row, request_index in enumerate(rows):
             outputs[request_index] = tokens[batch_row, : int(lengths[batch_row])].tolist()
+
+
+def from_spec(spec: Any, model_dir: Path, fingerprint: str, adapter_dir: Path | None) -> TransformersEngine:
+    """The engine of ``engine.kind: transformers`` (its registry entry, ``config/engine.py``)."""
+    return TransformersEngine.from_dir(
+        model_dir, fingerprint, dtype=spec.dtype, adapter_dir=adapter_dir, max_batch=spec.batch_size
+    )

@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -333,3 +334,13 @@ def constraint_fields(spec: OpenAICompatEngineSpec, answer_set: AnswerSet) -> di
     raise ConstraintUnsupported(
         f"engine 'openai_compat' ({spec.base_url}) cannot constrain answers: set engine.constrained_answers"
     )
+
+
+def from_spec(spec: Any, model_dir: Path, fingerprint: str, adapter_dir: Path | None) -> OpenAICompatEngine:
+    """The engine of ``engine.kind: openai_compat`` (its registry entry, ``config/engine.py``)."""
+    if adapter_dir is not None:
+        raise ValueError(
+            f"engine.kind 'openai_compat' cannot load the LoRA checkpoint {adapter_dir}: serve it from the "
+            "server (e.g. vLLM serve --lora-modules) and point engine.model at it, or use 'transformers'/'vllm'"
+        )
+    return OpenAICompatEngine(spec, fingerprint)

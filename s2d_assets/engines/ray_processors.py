@@ -24,7 +24,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config.engine import EngineSpec, OpenAICompatEngineSpec, TransformersEngineSpec, VLLMEngineSpec
+from s2d_assets.config.engine import OWN_ENGINE, EngineSpec, OpenAICompatEngineSpec, VLLMEngineSpec
 from s2d_assets.core.errors import UserError
 from s2d_assets.engines.base import Completion, Engine, GenerationRequest
 from s2d_assets.engines.ray_staging import SAMPLE_ID, request_from_json, result_columns, result_row
@@ -272,12 +272,8 @@ def from_http_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def require(spec: EngineSpec) -> None:
-    """What this engine kind needs on Ray, refused with what to install."""
-    if isinstance(spec, VLLMEngineSpec):
-        require_vllm_and_gpu()
-        _ray_data_llm()
-    elif isinstance(spec, OpenAICompatEngineSpec):
-        _ray_data_llm()
+    """What this engine kind's processor needs on Ray, refused with what to install."""
+    PROCESSORS[spec.processor][1]()
 
 
 def process(
@@ -291,34 +287,42 @@ def process(
     engine_factory: EngineFactory | None = None,
 ) -> Any:
     """The request rows of ``dataset`` through this engine kind's processor, as result rows."""
+    run = PROCESSORS[spec.processor][0]
+    return run(dataset, spec, model_dir, adapter_dir, model_fingerprint, files, batch_size, engine_factory)
+
+
+def _replicas(
+    dataset: Any,
+    spec: EngineSpec,
+    model_dir: str,
+    adapter_dir: Path | None,
+    model_fingerprint: str,
+    files: int,
+    batch_size: int,
+    engine_factory: EngineFactory | None,
+) -> Any:
     import ray.data
 
-    if isinstance(spec, TransformersEngineSpec):
-        factory = engine_factory or default_engine_factory(spec)
-        return dataset.map_batches(
-            EngineReplica,
-            fn_constructor_kwargs={
-                "factory": factory,
-                "model_dir": model_dir,
-                "fingerprint": model_fingerprint,
-                "adapter_dir": str(adapter_dir) if adapter_dir else None,
-                "threads": max(1, int(spec.ray.cpus_per_replica)),
-                "continue_on_error": spec.ray.continue_on_error,
-            },
-            batch_size=batch_size,
-            # A fixed pool of replicas; none is started without a batch to answer.
-            compute=ray.data.ActorPoolStrategy(size=max(1, min(spec.ray.replicas, files))),
-            num_cpus=spec.ray.cpus_per_replica,
-            batch_format="numpy",
-        )
-    if isinstance(spec, VLLMEngineSpec):
-        return _vllm(dataset, spec, model_dir, adapter_dir)
-    if isinstance(spec, OpenAICompatEngineSpec):
-        return _http(dataset, spec, adapter_dir)
-    raise ValueError(f"engine.kind {spec.kind!r} cannot run on Ray")
+    factory = engine_factory or default_engine_factory(spec)
+    return dataset.map_batches(
+        EngineReplica,
+        fn_constructor_kwargs={
+            "factory": factory,
+            "model_dir": model_dir,
+            "fingerprint": model_fingerprint,
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            "threads": max(1, int(spec.ray.cpus_per_replica)),
+            "continue_on_error": spec.ray.continue_on_error,
+        },
+        batch_size=batch_size,
+        # A fixed pool of replicas; none is started without a batch to answer.
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(spec.ray.replicas, files))),
+        num_cpus=spec.ray.cpus_per_replica,
+        batch_format="numpy",
+    )
 
 
-def _vllm(dataset: Any, spec: VLLMEngineSpec, model_dir: str, adapter_dir: Path | None) -> Any:
+def _vllm(dataset: Any, spec: VLLMEngineSpec, model_dir: str, adapter_dir: Path | None, *_: Any) -> Any:
     llm = _ray_data_llm()
     model, adapter = model_dir, None
     if adapter_dir is not None:
@@ -334,7 +338,7 @@ def _vllm(dataset: Any, spec: VLLMEngineSpec, model_dir: str, adapter_dir: Path 
     return processor(dataset).map(from_vllm_row, num_cpus=0)
 
 
-def _http(dataset: Any, spec: OpenAICompatEngineSpec, adapter_dir: Path | None) -> Any:
+def _http(dataset: Any, spec: OpenAICompatEngineSpec, model_dir: str, adapter_dir: Path | None, *_: Any) -> Any:
     if adapter_dir is not None:
         raise ValueError(
             f"engine.kind 'openai_compat' cannot load the LoRA checkpoint {adapter_dir}: serve it from the "
@@ -355,3 +359,20 @@ def _ray_data_llm() -> Any:
             "(pip install -e '.[gpu]'; the HTTP processor alone needs aiohttp)"
         ) from None
     return llm
+
+
+def _needs_vllm() -> None:
+    require_vllm_and_gpu()
+    _ray_data_llm()
+
+
+def _needs_ray_data_llm() -> None:
+    _ray_data_llm()
+
+
+# Each processor an engine spec names (its ``processor``): how it runs, and what it needs here.
+PROCESSORS: dict[str, tuple[Callable[..., Any], Callable[[], None]]] = {
+    OWN_ENGINE: (_replicas, lambda: None),
+    "ray.data.llm.vllm": (_vllm, _needs_vllm),
+    "ray.data.llm.http": (_http, _needs_ray_data_llm),
+}

@@ -366,3 +366,8 @@ class VLLMEngine:
         if truncated:
             log.warning("vLLM: %d of %d completion(s) stopped at max_tokens (truncated)", truncated, len(requests))
         return [r for r in results if r is not None]
+
+
+def from_spec(spec: Any, model_dir: Path, fingerprint: str, adapter_dir: Path | None) -> VLLMEngine:
+    """The engine of ``engine.kind: vllm`` (its registry entry, ``config/engine.py``)."""
+    return VLLMEngine(spec, str(model_dir), fingerprint, adapter_dir)

@@ -18,8 +18,6 @@ JUDGE_TEMPLATE = (
     "influence your evaluation. Be as objective as possible.\n\n{question}\n\n"
     'Answer with only the verdict, and nothing else: "A" if assistant A is better, "B" if assistant B is better.'
 )
-JUDGING_TASK = "pairwise_judging"
-
 SYSTEM1_JUDGE = MethodDefinition(
     kind="system1",
     description="Direct verdict of a pairwise judge (System 1)",
@@ -36,13 +34,13 @@ SYSTEM1 = MethodDefinition(
 )
 
 
-def system1_for(task_kind: str, answer: AnswerMode = FREE) -> MethodDefinition:
-    """The System 1 prompt of a task (the judge instruction for pairwise judging, else the direct answer),
-    its answer free or constrained to the task's answer set (``evaluation.system1_answer``)."""
-    return (SYSTEM1_JUDGE if task_kind == JUDGING_TASK else SYSTEM1).with_answer(answer)
+def system1_for(judge: bool, answer: AnswerMode = FREE) -> MethodDefinition:
+    """The System 1 prompt of a task (the judge instruction for a task that judges pairs, ``Task.judges_pairs``,
+    else the direct answer), its answer free or constrained to the task's answer set (``evaluation.system1_answer``)."""
+    return (SYSTEM1_JUDGE if judge else SYSTEM1).with_answer(answer)
 
 
-def direct_prompt(question: str, task_kind: str = "") -> str:
+def direct_prompt(question: str, judge: bool = False) -> str:
     """What System 1 (and the distilled model, in training and at evaluation) sees for ``question``."""
-    template = JUDGE_TEMPLATE if task_kind == JUDGING_TASK else DIRECT_TEMPLATE
+    template = JUDGE_TEMPLATE if judge else DIRECT_TEMPLATE
     return template.format(question=question)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
+
+if TYPE_CHECKING:
+    from s2d_assets.tasks.perturbation import Variant
 
 TRAIN = "train"  # used unlabelled: curation never reads `reference`
 EVAL = "eval"
@@ -37,29 +41,66 @@ def input_id(task_kind: str, prompt: str) -> str:
 DEFAULT_ANSWER_FORMAT = "(in a few words)"
 
 
-class Task(Protocol):
+class Task:
+    """What the pipeline asks of a task, with the defaults of a task that declares nothing more.
+
+    A task is a frozen dataclass over its spec (``spec``; ``kind`` the spec's kind) that subclasses
+    ``Task``: ``build_inputs``, ``parse_answer`` and ``is_correct`` are its own; every other capability
+    has its default here, so the pipeline calls each one by name (a misspelt override fails loudly).
+    """
+
     kind: str
 
     @property
     def answer_format(self) -> str:
         """The answer set as a phrase for templates' ``{answer_format}``, e.g. "(yes or no)"."""
-        ...
+        return DEFAULT_ANSWER_FORMAT
 
-    def build_inputs(self) -> list[TaskInput]: ...
+    def build_inputs(self) -> list[TaskInput]:
+        raise NotImplementedError(f"task {self.kind} builds no inputs")
 
-    def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None: ...
+    def parse_answer(self, text: str, meta: dict[str, Any]) -> str | None:
+        raise NotImplementedError(f"task {self.kind} parses no answers")
 
-    def is_correct(self, answer: str | None, reference: str) -> bool: ...
+    def is_correct(self, answer: str | None, reference: str) -> bool:
+        raise NotImplementedError(f"task {self.kind} scores no answers")
+
+    def sources(self) -> list[Any]:
+        """Every file or data package the task reads to build its inputs (its inbox aside): ``tasks.sources.Source``
+        values (not imported here: sources reads the inbox, which reads this module)."""
+        return []
+
+    def meta_for_prompt(self, prompt: str) -> dict[str, Any]:
+        """The parse metadata of an input that arrived as a bare prompt (an inbox row, a perturbed variant)."""
+        return {}
+
+    def answer_set(self, meta: dict[str, Any]) -> AnswerSet | None:
+        """The answers a constrained final answer chooses among (None: free text, not constrainable)."""
+        return None
+
+    def perturb(self, prompt: str, meta: dict[str, Any]) -> list[Variant]:
+        """The input's perturbed variants, each with its answer map back to the original (none by default)."""
+        return []
+
+    def teaching_trace(self, meta: dict[str, Any]) -> str | None:
+        """A programmatic reasoning trace for an input (``model.teach``); None when the task has none."""
+        return None
+
+    # Builds its inputs with the base model (e.g. judging pairs answered under two settings).
+    needs_base_model: bool = False
+    # Judges pairs of answers: System 1 gets the judge instruction, and evaluation also takes the
+    # verdicts in both orders (position consistency).
+    judges_pairs: bool = False
+
+    def with_answerer(self, factory: Callable[[], Any]) -> Task:
+        """The task with the base model's answerer, for a task that ``needs_base_model``."""
+        return self
 
 
 def answer_set(task: Task, meta: dict[str, Any]) -> AnswerSet | None:
-    """The answers a constrained final answer chooses among for an input with ``meta``.
-
-    Closed-form tasks define ``answer_set(meta)``; a task without it (or returning None, e.g.
-    free-text answers) is not constrainable. The task's own parser must read each answer back.
-    """
-    declared = getattr(task, "answer_set", None)
-    return declared(meta) if declared else None
+    """The answers a constrained final answer chooses among for an input with ``meta`` (None: not constrainable).
+    The task's own parser must read each answer back."""
+    return task.answer_set(meta)
 
 
 def constrainable(task: Task) -> bool:
@@ -68,12 +109,8 @@ def constrainable(task: Task) -> bool:
 
 
 def prompt_meta(task: Task, prompt: str) -> dict[str, Any]:
-    """The parse metadata of an input that arrived as a bare prompt (an inbox row).
-
-    Tasks whose parser needs metadata (e.g. last-letter's word count) define ``meta_for_prompt``.
-    """
-    meta_for_prompt = getattr(task, "meta_for_prompt", None)
-    return dict(meta_for_prompt(prompt)) if meta_for_prompt else {}
+    """The parse metadata of an input that arrived as a bare prompt (an inbox row)."""
+    return dict(task.meta_for_prompt(prompt))
 
 
 def split_unique(

@@ -9,8 +9,9 @@ from typing import Any
 
 from s2d_assets.config.tasks import CoinFlipSpec
 from s2d_assets.core.answer_set import AnswerSet
-from s2d_assets.tasks.base import TaskInput, split_unique
+from s2d_assets.tasks.base import Task, TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names
+from s2d_assets.tasks.sources import NAMES, Source, package_source
 
 # "yes"/"no" as an answer: followed by punctuation or the end ("No, it flipped", "the answer is no"),
 # not as a determiner ("no change", "no one flips").
@@ -27,9 +28,12 @@ _MEANING = {"yes": "yes", "heads": "yes", "no": "no", "tails": "no"}
 
 
 @dataclass(frozen=True)
-class CoinFlipTask:
+class CoinFlipTask(Task):
     spec: CoinFlipSpec
     kind: str = "coin_flip"
+
+    def sources(self) -> list[Source]:
+        return [package_source(NAMES, "census first and last names")]
 
     @property
     def answer_format(self) -> str:

