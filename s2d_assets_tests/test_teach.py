@@ -32,18 +32,22 @@ def test_coin_flip_trace_states_each_flip_and_the_parity() -> None:
     assert trace == (
         "The coin starts heads up. Ann flips the coin, so it is now tails up. "
         "Bob does not flip the coin, so it is still tails up. Cy flips the coin, so it is now heads up. "
-        "The coin ends heads up. So the answer is yes."
+        "The coin ends heads up."
     )
-    assert task.teaching_trace({"names": ["Ann"], "flips": [True]}).endswith("So the answer is no.")
+    assert task.teaching_trace({"names": ["Ann"], "flips": [True]}).endswith("The coin ends tails up.")
 
 
 def test_teaching_examples_answer_the_methods_first_prompt(tiny_model_dir: Path) -> None:
     experiment = _experiment(tiny_model_dir, TEACH)
     examples = teaching_examples(experiment.model.teach, [])
     assert len(examples) == 8  # the train split of the teaching task only
-    prompt, trace = examples[0]
+    prompt, lesson = examples[0]
     assert prompt.startswith("A coin is heads up.") and "Let's think step by step." in prompt
-    assert trace.startswith("The coin starts heads up.") and trace.count(" the coin") >= 3
+    assert lesson.startswith("The coin starts heads up.") and lesson.count(" the coin") >= 3
+    # The answer comes after chain of thought's extraction cue, as the runner continues the turn.
+    reasoning, cue = lesson.split("\n")
+    assert cue in ("Therefore, the answer (yes or no) is yes.", "Therefore, the answer (yes or no) is no.")
+    assert (cue.endswith("yes.")) == reasoning.endswith("The coin ends heads up.")
 
 
 def test_teaching_inputs_that_overlap_the_experiments_are_refused(tiny_model_dir: Path) -> None:

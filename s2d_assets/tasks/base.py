@@ -83,7 +83,8 @@ class Task:
         return []
 
     def teaching_trace(self, meta: dict[str, Any]) -> str | None:
-        """A programmatic reasoning trace for an input (``model.teach``); None when the task has none."""
+        """A programmatic reasoning trace for an input, without its final answer (``model.teach``, which adds
+        the answer as the method states it); None when the task has none."""
         return None
 
     # Builds its inputs with the base model (e.g. judging pairs answered under two settings).

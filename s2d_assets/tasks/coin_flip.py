@@ -70,8 +70,7 @@ class CoinFlipTask(Task):
                 steps.append(f"{name} flips the coin, so it is now {state} up.")
             else:
                 steps.append(f"{name} does not flip the coin, so it is still {state} up.")
-        answer = "yes" if state == "heads" else "no"
-        return " ".join(steps) + f" The coin ends {state} up. So the answer is {answer}."
+        return " ".join(steps) + f" The coin ends {state} up."
 
     def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
         return AnswerSet.of("yes", "no")
