@@ -11,12 +11,9 @@ from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 def test_shipped_default_loads() -> None:
     experiment = load_experiment(DEFAULT_EXPERIMENT)
     assert set(experiment.tasks) == {"coin_flip"}
-    assert {m.kind for m in experiment.methods.values()} == {"cot_zero_shot"}
-    assert experiment.model.teach is not None  # a taught System 2, on other numbers of people
-    taught_people = {t.n_people for t in experiment.model.teach.tasks.values()}
-    assert experiment.tasks["coin_flip"].n_people not in taught_people
-    assert experiment.evaluation.system1_answer == "constrained"  # System 1 answers directly
-    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs five
+    assert {m.kind for m in experiment.methods.values()} == {"rar_1step"}
+    assert experiment.n_samples == 8
+    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs three
 
 
 @pytest.mark.parametrize(
@@ -49,3 +46,11 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_experiment(bad)
     with pytest.raises(ExperimentError, match="not found"):
         load_experiment(tmp_path / "absent.yaml")
+
+
+def test_shipped_taught_experiment_teaches_on_other_inputs() -> None:
+    experiment = load_experiment(DEFAULT_EXPERIMENT.parent / "taught_coin_flip.yaml")
+    assert experiment.model.teach is not None  # a taught System 2, on other numbers of people
+    taught_people = {t.n_people for t in experiment.model.teach.tasks.values()}
+    assert experiment.tasks["coin_flip"].n_people not in taught_people
+    assert experiment.evaluation.system1_answer == "constrained"  # System 1 answers directly

@@ -24,7 +24,7 @@ _ANSWER_IS_NUMBER = re.compile(
     r"answer(?:\s+to\s+(?:the|this)\s+(?:original\s+)?question)?\s*(?:is|:|=|seems\s+to\s+be|would\s+be)\s*:?\s*(?:indeed\s+|actually\s+)?\**\s*(?:[-\d$.,\s*/+x×()]+=\s*)?(-?\$?\d[\d,]*(?:\.\d+)?)(?![\d%])(?!\s*[*/+×=])",
     re.IGNORECASE,
 )
-_LEADING_NUMBER = re.compile(r"^\W*(-?\$?\d[\d,]*(?:\.\d+)?)\W*$")  # a bare number as the first line
+_LEADING_NUMBER = re.compile(r"^[^\w-]*(-?\$?\d[\d,]*(?:\.\d+)?)\W*$")  # a bare number as the first line
 _NEW_EXEMPLAR = re.compile(r"\n\s*Q:")  # a few-shot reply that goes on to invent the next question
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 # What makes a sentence a result rather than a restated premise: arithmetic, or a concluding word.
