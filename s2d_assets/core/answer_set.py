@@ -16,6 +16,8 @@ AnswerMode = Literal["free", "constrained"]
 FREE: AnswerMode = "free"
 CONSTRAINED: AnswerMode = "constrained"
 
+_RULE_NAME = re.compile(r"\broot(?:_\d+)+\b")  # the names xgrammar gives a regex's rules
+
 
 @dataclass(frozen=True)
 class AnswerSet:
@@ -60,4 +62,6 @@ class AnswerSet:
             return "root ::= " + " | ".join(json.dumps(choice, ensure_ascii=False) for choice in self.choices)
         import xgrammar
 
-        return str(xgrammar.Grammar.from_regex(self.pattern))
+        # xgrammar names its rules root_1, root_2...; llama.cpp's grammar parser takes letters, digits and
+        # dashes in a rule name only (an underscore made its server fail to parse, and crash).
+        return _RULE_NAME.sub(lambda m: m.group().replace("_", "-"), str(xgrammar.Grammar.from_regex(self.pattern)))
