@@ -78,14 +78,14 @@ def test_a_generation_asset_on_ray_reports_rows_speed_and_failed_rows(tiny_model
         (materialization,) = [event.materialization for event in events if event.asset_key == key]
         logs = [record.user_message for record in instance.all_logs(result.run_id)]
     metadata = {name: value.value for name, value in materialization.metadata.items()}
-    train_inputs = 6
-    assert metadata["failed_rows"] == train_inputs  # one sample of each input
-    assert metadata["ray_rows"] == metadata["cache_misses"] == train_inputs * 4
+    train_inputs, steps = 6, 2  # RaR 1-step answers in two calls: respond, then the answer in its own turn
+    assert metadata["failed_rows"] == train_inputs * steps  # one sample of each input, in each step
+    assert metadata["ray_rows"] == metadata["cache_misses"] == train_inputs * 4 * steps
     assert metadata["ray_samples_per_second"] > 0
     assert any("Ray job of 24 row(s)" in line for line in logs) and any("6 row(s) failed" in line for line in logs)
     ctx = distill.StageContext(experiment, paths)
     failed = rows(ctx, "SELECT cache_key, stage, error FROM generation_failures ORDER BY ALL")
-    assert len(failed) == train_inputs and {stage for _, stage, _ in failed} == {"coin_flip/rar_1step"}
+    assert len(failed) == train_inputs * steps and {stage for _, stage, _ in failed} == {"coin_flip/rar_1step"}
     assert all("scripted failure of sample 1" in error for _, _, error in failed)
     assert rows(
         ctx, "SELECT count(*) FROM llm_cache WHERE cache_key IN (SELECT cache_key FROM generation_failures)"

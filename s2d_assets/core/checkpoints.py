@@ -142,9 +142,13 @@ def publish_checkpoint(
     if not is_complete(final):
         with staging_dir(root) as staging:
             train(staging)
-            write_card(staging, card)
+            # The fingerprint (what generations by this model are cached under) covers what training wrote,
+            # not the card: the card's lineage names runs and history, which differ between two runs that
+            # train the same weights (a run resumed after a kill, say).
             weights = [p for p in staging.rglob("*") if p.is_file()]
-            manifest = {**card, "version": version, "fingerprint": files_hash(weights, staging)}
+            fingerprint = files_hash(weights, staging)
+            write_card(staging, card)
+            manifest = {**card, "version": version, "fingerprint": fingerprint}
             atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
             fault_point("training:before_publish")  # test hook: trained, not yet renamed into place
             if final.exists() and not is_complete(final):  # an unfinished or damaged leftover: rebuilt
