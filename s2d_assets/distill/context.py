@@ -76,12 +76,20 @@ class StageContext:
             else:
                 self._base = local_model(Path(spec.path or ""), self.paths.models)
             if spec.teach is not None:  # a taught System 2: the pipeline's base model is the taught one
-                self._base = taught_model(self._base, spec.teach, self._own_prompts(), self.paths.models / "taught")
+                kinds = {task.kind for task in spec.teach.tasks.values()}
+                self._base = taught_model(
+                    self._base, spec.teach, self._own_prompts(kinds), self.paths.models / "taught"
+                )
         return self._base
 
-    def _own_prompts(self) -> list[str]:
-        """Every input prompt of the experiment's tasks (teaching inputs must avoid them)."""
-        return [item.prompt for name in self.experiment.tasks for item in self.task(name).build_inputs()]
+    def _own_prompts(self, kinds: set[str]) -> list[str]:
+        """The input prompts of the experiment's tasks of these kinds (teaching inputs of a kind must avoid them).
+
+        Only tasks of a teaching task's kind can share its prompts; building no others also keeps a task that
+        needs the base model to build its inputs (judging) from asking for the model being built.
+        """
+        tasks = [name for name, task in self.experiment.tasks.items() if task.kind in kinds]
+        return [item.prompt for name in tasks for item in self.task(name).build_inputs()]
 
     def cached_engine(self, model_dir: Path, fingerprint: str, adapter_dir: Path | None, label: str) -> CachedEngine:
         engine_spec = self.experiment.engine

@@ -25,7 +25,7 @@ from s2d_assets.core.errors import UserError
 from s2d_assets.core.fingerprint import content_hash, rows_hash
 from s2d_assets.distill.sft import train_sft
 from s2d_assets.methods import method_definition
-from s2d_assets.methods.base import MethodDefinition, Step
+from s2d_assets.methods.base import Step
 from s2d_assets.methods.runner import CONTINUATION_SEPARATOR
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.base import normalize_prompt
@@ -38,24 +38,23 @@ class TeachingError(UserError):
     """The teaching section cannot be used as written; the message names the field."""
 
 
-def lesson(method: MethodDefinition, trace: str, answer: str, fields: dict[str, str]) -> str:
-    """The assistant's reply to ``method``'s first prompt: the trace, then the answer as the method asks for it.
+def lesson(trace: str, answer: str, cue: str | None) -> str:
+    """The assistant's reply to the method's first prompt: the trace, then the answer as the method asks for it.
 
-    A method whose answer stage continues the first step's turn (zero-shot CoT, RaR) gets that stage's cue
-    and the answer after it, exactly as the runner continues the turn, so the taught model learns to
+    A method whose answer stage continues the first step's turn (zero-shot CoT, RaR) has that stage's
+    ``cue``: the answer follows it, exactly as the runner continues the turn, so the taught model learns to
     complete the cue from its own reasoning; any other method gets "The answer is <answer>."
     """
-    first = next(step for step in method.steps if isinstance(step, Step))
-    answer_stage = next((s for s in method.steps if isinstance(s, Step) and s.continues == first.name), None)
-    if answer_stage is None:
+    if cue is None:
         return f"{trace} The answer is {answer}."
-    return f"{trace}{CONTINUATION_SEPARATOR}{answer_stage.template.format(**fields)} {answer}."
+    return f"{trace}{CONTINUATION_SEPARATOR}{cue} {answer}."
 
 
 def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> list[tuple[str, str]]:
     """(prompt, lesson) pairs of every teaching task's train inputs; refused if any input is the experiment's own."""
     method = method_definition(spec.method)
     first = next(step for step in method.steps if isinstance(step, Step))
+    answer_stage = next((s for s in method.steps if isinstance(s, Step) and s.continues == first.name), None)
     own = {normalize_prompt(prompt) for prompt in experiment_prompts}
     examples = []
     for name, task_spec in spec.tasks.items():
@@ -72,7 +71,8 @@ def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> lis
                     "teach on a disjoint distribution (e.g. another number of people, or another seed)"
                 )
             fields = {"answer_format": task.answer_format}
-            examples.append((first.render(item.prompt, fields), lesson(method, trace, item.reference, fields)))
+            cue = None if answer_stage is None else answer_stage.template.format(**fields)
+            examples.append((first.render(item.prompt, fields), lesson(trace, item.reference, cue)))
     return examples
 
 
