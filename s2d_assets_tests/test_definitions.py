@@ -25,12 +25,12 @@ EXPECTED_DEPS = {
     "coin_flip/raw_inputs": {"coin_flip/source_names", "coin_flip/source_inbox"},
     "coin_flip/perturbed_inputs": {"coin_flip/raw_inputs"},
     "coin_flip/s1_generations": {"base_model", "coin_flip/raw_inputs"},
-    "coin_flip/rar_1step/s2_generations": {"base_model", "coin_flip/perturbed_inputs"},
-    "coin_flip/rar_1step/curated_pool": {"coin_flip/rar_1step/s2_generations"},
-    "coin_flip/rar_1step/distillation_set": {"coin_flip/rar_1step/curated_pool", "coin_flip/raw_inputs"},
-    "coin_flip/rar_1step/s1_checkpoint": {"coin_flip/rar_1step/distillation_set", "base_model"},
-    "coin_flip/rar_1step/evaluation": {
-        "coin_flip/rar_1step/s1_checkpoint",
+    "coin_flip/cot_zero_shot/s2_generations": {"base_model", "coin_flip/perturbed_inputs"},
+    "coin_flip/cot_zero_shot/curated_pool": {"coin_flip/cot_zero_shot/s2_generations"},
+    "coin_flip/cot_zero_shot/distillation_set": {"coin_flip/cot_zero_shot/curated_pool", "coin_flip/raw_inputs"},
+    "coin_flip/cot_zero_shot/s1_checkpoint": {"coin_flip/cot_zero_shot/distillation_set", "base_model"},
+    "coin_flip/cot_zero_shot/evaluation": {
+        "coin_flip/cot_zero_shot/s1_checkpoint",
         "coin_flip/s1_generations",
         "base_model",
         "coin_flip/raw_inputs",
@@ -68,7 +68,7 @@ def test_default_graph_has_one_asset_per_task_method_stage(tmp_path: Path) -> No
     assert parents["analytics/token_cost"] == evaluations
     for path, deps in EXPECTED_DEPS.items():
         assert {"/".join(k.path[1:]) for k in asset_graph.get(key(path)).parent_keys} == deps, path
-    assert asset_graph.get(key("coin_flip/rar_1step/curated_pool")).group_name == "coin_flip"
+    assert asset_graph.get(key("coin_flip/cot_zero_shot/curated_pool")).group_name == "coin_flip"
 
 
 def test_code_versions_move_only_where_the_change_is(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from s2d_assets_tests.conftest import tiny_experiment_data, write_experiment
 def test_shipped_default_loads() -> None:
     experiment = load_experiment(DEFAULT_EXPERIMENT)
     assert set(experiment.tasks) == {"coin_flip"}
-    assert {m.kind for m in experiment.methods.values()} == {"rar_1step"}
-    assert experiment.n_samples == 8
-    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs three
+    assert {m.kind for m in experiment.methods.values()} == {"cot_zero_shot"}
+    assert experiment.n_samples == 3
+    assert experiment.seed_list == (0,)  # one seed; experiments/results.yaml runs five
 
 
 @pytest.mark.parametrize(
@@ -48,9 +48,19 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_experiment(tmp_path / "absent.yaml")
 
 
-def test_shipped_taught_experiment_teaches_on_other_inputs() -> None:
-    experiment = load_experiment(DEFAULT_EXPERIMENT.parent / "taught_coin_flip.yaml")
+def test_default_experiment_is_a_taught_system_2_on_other_inputs() -> None:
+    experiment = load_experiment(DEFAULT_EXPERIMENT)
     assert experiment.model.teach is not None  # a taught System 2, on other numbers of people
     taught_people = {t.n_people for t in experiment.model.teach.tasks.values()}
     assert experiment.tasks["coin_flip"].n_people not in taught_people
     assert experiment.evaluation.system1_answer == "constrained"  # System 1 answers directly
+
+
+def test_results_experiment_is_the_default_with_five_seeds() -> None:
+    default = load_experiment(DEFAULT_EXPERIMENT)
+    results = load_experiment(DEFAULT_EXPERIMENT.parent / "results.yaml")
+    assert results.seed_list == (0, 1, 2, 3, 4) and results.replicate(0).name == "results"
+    assert results.tasks["coin_flip"].train_size == 256 and default.tasks["coin_flip"].train_size == 128
+    same = {"seeds", "name", "tasks"}
+    assert results.model_dump(exclude=same) == default.model_dump(exclude=same)
+    assert results.tasks["coin_flip"].model_copy(update={"train_size": 128}) == default.tasks["coin_flip"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from s2d_assets.config.experiment import parse_experiment
-from s2d_assets.report.results_blocks import gap_text, paired_gap, sweep_block
+from s2d_assets.report.results_blocks import gap_text, kept_text, paired_gap, sweep_block, taught_text
 from s2d_assets.report.results_data import Cell, ExperimentResults, Source, TaskMethod
 
 MARK = "**(> 2 se)**"
@@ -97,3 +97,21 @@ def test_the_sweep_table_row(tmp_path: Path) -> None:
     assert cells[6:9] == ["100.0% of 8", "100.0% → 100.0%", "0.0% → 0.0%"]  # on parsed, parsed, truncated
     assert cells[9] == f"+75.0 ± 16.4 {MARK}"  # the second case above
     assert cells[10:12] == ["2 → 40", "50.0"]
+
+
+def test_the_share_of_the_gain_kept_by_distillation() -> None:
+    system1, system2 = cell([0] * 8), cell([1] * 8)  # gain +100.0 ± 0.0, beyond two standard errors
+    # distilled right on 6 of 8 where System 1 was wrong: +75.0 of +100.0 -> 75 %.
+    assert kept_text(paired_gap(system2, system1), paired_gap(cell([1] * 6 + [0, 0]), system1)) == "75%"
+    # A gain within two standard errors has no share: the ratio would be one of noise.
+    noise = paired_gap(cell([1, 1, 1, 0]), cell([0, 0, 1, 0]))  # +50.0 ± 28.9
+    assert kept_text(noise, paired_gap(cell([1, 1, 1, 1]), cell([0, 0, 1, 0]))) == "—"
+    assert kept_text(paired_gap(system1, system2), None) == "—"  # a loss, and no distilled row
+
+
+def test_a_taught_system_2_is_labelled_as_not_the_papers_setting() -> None:
+    from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, load_experiment
+
+    text = taught_text(load_experiment(DEFAULT_EXPERIMENT).model.teach)
+    assert text.startswith("**A taught System 2, not the paper's prompted setting.**")
+    assert "`coin_flip_2`: coin_flip, people 2, 48 inputs" in text and "lora, 2 epochs" in text

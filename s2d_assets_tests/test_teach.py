@@ -11,6 +11,7 @@ from s2d_assets.config.experiment import parse_experiment
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.teach import TeachingError, teaching_examples
+from s2d_assets.methods.runner import CONTINUATION_SEPARATOR
 from s2d_assets.tasks.coin_flip import CoinFlipTask
 from s2d_assets_tests.conftest import tiny_experiment_data
 
@@ -37,17 +38,39 @@ def test_coin_flip_trace_states_each_flip_and_the_parity() -> None:
     assert task.teaching_trace({"names": ["Ann"], "flips": [True]}).endswith("The coin ends tails up.")
 
 
-def test_teaching_examples_answer_the_methods_first_prompt(tiny_model_dir: Path) -> None:
+def test_teaching_examples_teach_each_stage_in_the_chat_the_runner_sends(tiny_model_dir: Path) -> None:
     experiment = _experiment(tiny_model_dir, TEACH)
     examples = teaching_examples(experiment.model.teach, [])
-    assert len(examples) == 8  # the train split of the teaching task only
-    prompt, lesson = examples[0]
-    assert prompt.startswith("A coin is heads up.") and "Let's think step by step." in prompt
-    assert lesson.startswith("The coin starts heads up.") and lesson.count(" the coin") >= 3
-    # The answer comes after chain of thought's extraction cue, as the runner continues the turn.
-    reasoning, cue = lesson.split("\n")
-    assert cue in ("Therefore, the answer (yes or no) is yes.", "Therefore, the answer (yes or no) is no.")
-    assert (cue.endswith("yes.")) == reasoning.endswith("The coin ends heads up.")
+    assert len(examples) == 16  # two lessons for each train input of the teaching task, none of its eval split
+    for (reason_chat, trace), (answer_chat, answer) in zip(examples[::2], examples[1::2], strict=True):
+        # First stage: the trace alone ends the assistant's turn (the extraction cue is the runner's to add).
+        ((role, prompt),) = reason_chat
+        assert role == "user" and prompt.startswith("A coin is heads up.") and "Let's think step by step." in prompt
+        assert trace.startswith("The coin starts heads up.") and "Therefore" not in trace
+        # Answer stage: the runner continues the assistant's own turn after the cue; the lesson completes it.
+        assert answer_chat == (
+            ("user", prompt),
+            ("assistant", trace + CONTINUATION_SEPARATOR + "Therefore, the answer (yes or no) is"),
+        )
+        assert answer in (" yes.", " no.")
+        assert (answer == " yes.") == trace.endswith("The coin ends heads up.")
+
+
+def test_continuation_lessons_train_on_the_text_the_engine_generates_from(tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from s2d_assets.distill.sft import to_dataset
+    from s2d_assets.engines.base import GenerationRequest, SamplingParams
+    from s2d_assets.engines.hf import TransformersEngine
+
+    experiment = _experiment(tiny_model_dir, TEACH)
+    examples = teaching_examples(experiment.model.teach, [])[:2]
+    engine = TransformersEngine.from_dir(tiny_model_dir, "tiny")
+    records = to_dataset(examples, AutoTokenizer.from_pretrained(tiny_model_dir))
+    for record, (chat, completion) in zip(records, examples, strict=True):
+        request = GenerationRequest(messages=chat, params=SamplingParams(0.0, 1.0, 4))
+        assert record["prompt"] == engine.render(request) and record["completion"] == completion
+    assert engine.render(GenerationRequest(messages=examples[1][0], params=SamplingParams(0.0, 1.0, 4))).endswith(" is")
 
 
 def test_teaching_inputs_that_overlap_the_experiments_are_refused(tiny_model_dir: Path) -> None:
@@ -65,7 +88,7 @@ def test_taught_model_becomes_the_base_and_is_built_once(tiny_model_dir: Path, t
     assert taught.path.is_relative_to(tmp_path / "state" / "models" / "taught")
     assert (taught.path / "config.json").is_file() and not (taught.path / "adapter_config.json").exists()
     card = json.loads((taught.path / "s2d_checkpoint.json").read_text())
-    assert card["kind"] == "taught" and card["examples"] == 8
+    assert card["kind"] == "taught" and card["lessons"] == 16
     # The taught weights differ from the base's, and the fingerprint says so.
     plain = StageContext(parse_experiment(tiny_experiment_data(tiny_model_dir)), StatePaths(tmp_path / "plain"))
     assert taught.fingerprint != plain.base_model().fingerprint

@@ -47,22 +47,46 @@ def _log_callback(log: list[dict[str, float]]):  # type: ignore[no-untyped-def]
     return StepLog()
 
 
-def to_dataset(examples: Sequence[tuple[str, str]]):  # type: ignore[no-untyped-def]
-    """Conversational prompt-completion records, so TRL masks the loss on the prompt."""
+Prompt = str | Sequence[tuple[str, str]]  # one user message, or a chat of (role, content) messages
+
+
+def _chat(prompt: Prompt) -> list[tuple[str, str]]:
+    return [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+
+
+def to_dataset(examples: Sequence[tuple[Prompt, str]], tokenizer: Any):  # type: ignore[no-untyped-def]
+    """Prompt-completion records, so TRL masks the loss on the prompt.
+
+    Conversational records (TRL renders the chat) when every prompt ends with a user message. A prompt
+    that ends with the assistant's own message is a continuation of that message, which TRL's
+    conversational format cannot express: then every prompt is rendered to text as the transformers
+    engine renders it for generation (``chat_text``) and TRL appends EOS to the completion.
+    """
     from datasets import Dataset
 
-    return Dataset.from_list(
-        [
-            {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": answer}]}
-            for prompt, answer in examples
+    chats = [_chat(prompt) for prompt, _ in examples]
+    if any(chat[-1][0] == "assistant" for chat in chats):
+        from s2d_assets.engines.hf import chat_text
+
+        records = [
+            {"prompt": chat_text(tokenizer, chat), "completion": completion}
+            for chat, (_, completion) in zip(chats, examples, strict=True)
         ]
-    )
+    else:
+        records = [
+            {
+                "prompt": [{"role": role, "content": content} for role, content in chat],
+                "completion": [{"role": "assistant", "content": completion}],
+            }
+            for chat, (_, completion) in zip(chats, examples, strict=True)
+        ]
+    return Dataset.from_list(records)
 
 
 def train_sft(
-    base_model_dir: Path, examples: Sequence[tuple[str, str]], spec: TrainingSpec, output_dir: Path
+    base_model_dir: Path, examples: Sequence[tuple[Prompt, str]], spec: TrainingSpec, output_dir: Path
 ) -> dict[str, Any]:
-    """Fine-tune on (prompt, final answer) pairs and save to ``output_dir``; returns train metrics."""
+    """Fine-tune on (prompt, completion) pairs and save to ``output_dir``; returns train metrics."""
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -115,7 +139,7 @@ def train_sft(
     trainer = SFTTrainer(
         model=model,
         args=config,
-        train_dataset=to_dataset(examples),
+        train_dataset=to_dataset(examples, tokenizer),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[_log_callback(log)],
@@ -134,13 +158,15 @@ def train_sft(
     }
 
 
-def _check_lengths(tokenizer, examples: Sequence[tuple[str, str]], max_length: int) -> None:  # type: ignore[no-untyped-def]
+def _check_lengths(tokenizer, examples: Sequence[tuple[Prompt, str]], max_length: int) -> None:  # type: ignore[no-untyped-def]
     """Truncation would cut the answer off (TRL then drops the example): refuse instead."""
-    for index, (prompt, answer) in enumerate(examples):
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        length = len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    from s2d_assets.engines.hf import chat_text
+
+    for index, (prompt, completion) in enumerate(examples):
+        text = chat_text(tokenizer, _chat(prompt)) + completion
+        length = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # and the end of the turn
         if length > max_length:
             raise ValueError(
-                f"distillation example {index} is {length} tokens, over training.max_length={max_length}; "
+                f"training example {index} is {length} tokens, over training.max_length={max_length}; "
                 "raise training.max_length in the experiment file"
             )

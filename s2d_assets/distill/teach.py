@@ -38,20 +38,26 @@ class TeachingError(UserError):
     """The teaching section cannot be used as written; the message names the field."""
 
 
-def lesson(trace: str, answer: str, cue: str | None) -> str:
-    """The assistant's reply to the method's first prompt: the trace, then the answer as the method asks for it.
+Conversation = tuple[tuple[str, str], ...]  # (role, content) messages, as a GenerationRequest holds them
 
-    A method whose answer stage continues the first step's turn (zero-shot CoT, RaR) has that stage's
-    ``cue``: the answer follows it, exactly as the runner continues the turn, so the taught model learns to
-    complete the cue from its own reasoning; any other method gets "The answer is <answer>."
+
+def lessons(prompt: str, trace: str, answer: str, cue: str | None) -> list[tuple[Conversation, str]]:
+    """What the taught model learns to say at each of the method's stages, in the chats the runner sends.
+
+    A method whose answer stage continues the first step's turn (zero-shot CoT, RaR) gets two lessons:
+    the trace, ending the turn, as the reply to the first prompt; and the answer, completing the stage's
+    ``cue`` after that trace, exactly as the runner continues the turn. Any other method gets one: the
+    trace followed by "The answer is <answer>.".
     """
+    first: Conversation = (("user", prompt),)
     if cue is None:
-        return f"{trace} The answer is {answer}."
-    return f"{trace}{CONTINUATION_SEPARATOR}{cue} {answer}."
+        return [(first, f"{trace} The answer is {answer}.")]
+    said = trace + CONTINUATION_SEPARATOR + cue
+    return [(first, trace), ((*first, ("assistant", said)), f" {answer}.")]
 
 
-def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> list[tuple[str, str]]:
-    """(prompt, lesson) pairs of every teaching task's train inputs; refused if any input is the experiment's own."""
+def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> list[tuple[Conversation, str]]:
+    """(chat, lesson) pairs of every teaching task's train inputs; refused if any input is the experiment's own."""
     method = method_definition(spec.method)
     first = next(step for step in method.steps if isinstance(step, Step))
     answer_stage = next((s for s in method.steps if isinstance(s, Step) and s.continues == first.name), None)
@@ -72,7 +78,7 @@ def teaching_examples(spec: TeachSpec, experiment_prompts: Iterable[str]) -> lis
                 )
             fields = {"answer_format": task.answer_format}
             cue = None if answer_stage is None else answer_stage.template.format(**fields)
-            examples.append((first.render(item.prompt, fields), lesson(trace, item.reference, cue)))
+            examples.extend(lessons(first.render(item.prompt, fields), trace, item.reference, cue))
     return examples
 
 
@@ -88,7 +94,7 @@ def taught_model(base: BaseModel, spec: TeachSpec, experiment_prompts: Iterable[
         "base_fingerprint": base.fingerprint,
         "method": spec.method,
         "tasks": {name: task.model_dump(mode="json") for name, task in spec.tasks.items()},
-        "examples": len(examples),
+        "lessons": len(examples),  # two per teaching input when the method has an answer stage (lessons())
         "training": spec.training.model_dump(mode="json"),
         "dtype": MERGED_DTYPE if spec.training.mode == "lora" else "float32 (trained in place)",
         "note": "a taught System 2: fine-tuned on programmatic traces, not the paper's prompted setting",

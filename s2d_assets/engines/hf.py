@@ -76,6 +76,20 @@ def _contiguous_inputs(module: torch.nn.Module, args: tuple[object, ...]) -> tup
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
 
 
+def chat_text(tokenizer: Any, messages: Sequence[tuple[str, str]]) -> str:
+    """The chat as the model's chat template renders it for generation: a new assistant turn opened, or,
+    when the last message is the assistant's (a continuation), that message left open for the model to go on.
+
+    The one rendering of a prompt: the engine generates from it and a taught System 2 is trained on it.
+    """
+    chat = [{"role": role, "content": content} for role, content in messages]
+    if messages[-1][0] == "assistant":
+        return tokenizer.apply_chat_template(
+            chat, continue_final_message=True, add_generation_prompt=False, tokenize=False
+        )
+    return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+
+
 class TransformersEngine:
     def __init__(
         self,
@@ -135,14 +149,7 @@ class TransformersEngine:
         return self._grammars.rows(requests)
 
     def render(self, request: GenerationRequest) -> str:
-        """The chat as the model's chat template renders it: a new assistant turn opened, or, for a
-        continuation (last message the assistant's), that message left open for the model to go on."""
-        messages = [{"role": role, "content": content} for role, content in request.messages]
-        if request.continuation:
-            return self.tokenizer.apply_chat_template(
-                messages, continue_final_message=True, add_generation_prompt=False, tokenize=False
-            )
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return chat_text(self.tokenizer, request.messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if not requests:

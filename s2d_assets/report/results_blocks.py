@@ -7,16 +7,16 @@ paired gaps, answer distributions). No Dagster here.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2d_assets.config.training import TeachSpec
 from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.distill.reading import READ_HEADER, read_cells
-from s2d_assets.report.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod
+from s2d_assets.report.results_data import SYSTEMS, UNPARSED, Cell, ExperimentResults, TaskMethod, describe_task
 from s2d_assets.report.results_pools import POOL_HEADER, POOL_NOTE, pool_rows
 
 SYSTEM_LABEL = {
@@ -26,37 +26,9 @@ SYSTEM_LABEL = {
     "distilled": "distilled System 1",
 }
 
+
 # The paper's figures (Yu et al. 2024, arXiv 2407.06023, Llama-2-70B-chat), only where the paper's own
 # text is cited here; every other cell names the table to look at. Keys: (task kind, method kind, system).
-PAPER_MODEL = "Llama-2-70B-chat"
-# Table 1 (Rephrase and Respond), as published: System 1 zero-shot, RaR 1-step, RaR 2-step, distilled 2-step RaR.
-PAPER_FIGURES: dict[tuple[str, str, str], str] = {
-    ("last_letter", "rar_1step", "system1"): "30.0% (the paper's Table 1: System 1)",
-    ("last_letter", "rar_2step", "system1"): "30.0% (the paper's Table 1: System 1)",
-    ("last_letter", "rar_1step", "system2"): "39.5% (the paper's Table 1: RaR 1-step)",
-    ("last_letter", "rar_2step", "system2"): "44.5% (the paper's Table 1: RaR 2-step)",
-    ("last_letter", "rar_2step", "distilled"): "98.0% (the paper's Table 1: distilled 2-step RaR)",
-    ("coin_flip", "rar_1step", "system1"): "56.1% (the paper's Table 1: System 1)",
-    ("coin_flip", "rar_2step", "system1"): "56.1% (the paper's Table 1: System 1)",
-    ("coin_flip", "rar_1step", "system2"): "58.5% (the paper's Table 1: RaR 1-step)",
-    ("coin_flip", "rar_2step", "system2"): "77.2% (the paper's Table 1: RaR 2-step)",
-    ("coin_flip", "rar_2step", "distilled"): "75.69% (the paper's Table 1: distilled 2-step RaR)",
-}
-PAPER_TABLES: dict[tuple[str, str], str] = {
-    ("last_letter", "rar"): "see paper Table 1 (Rephrase and Respond)",
-    ("coin_flip", "rar"): "see paper Table 1 (Rephrase and Respond)",
-    ("last_letter", "system1"): "see paper Table 1 (Rephrase and Respond)",
-    ("coin_flip", "system1"): "see paper Table 1 (Rephrase and Respond)",
-    ("coin_flip", "cot"): "no CoT cell: the paper distils RaR on coin flip (Table 1: System 1 56.1%, RaR 2-step "
-    "77.2%, distilled 75.69%)",
-    ("factual_qa", "s2a"): "see the paper's S2A results (TriviaQA with injected opinions, biased and unbiased)",
-    ("sycophancy", "s2a"): "not in the paper (its S2A setting is factual QA with injected opinions)",
-    ("pairwise_judging", "bsm"): "see the paper's BSM results (OASST2 and MT-bench judging)",
-    ("gsm8k", "cot"): "see the paper's GSM8K results: CoT could not be distilled well",
-}
-
-
-# -- numbers as text -------------------------------------------------------------------------------------
 def mean_sd(values: Sequence[float]) -> str:
     """``m ± sd`` (sample standard deviation) over the seeds; one value alone has no spread."""
     if not values:
@@ -121,6 +93,32 @@ def gap_text(gap: Gap | None, per_seed: bool = False) -> str:
     return f"{gap.mean:+.1f} ± {gap.se:.1f}{verdict}{seeds}"
 
 
+def kept_text(gain: Gap | None, kept: Gap | None) -> str:
+    """(distilled − System 1) / (System 2 − System 1): the share of System 2's gain the distilled System 1 keeps.
+
+    Only for a gain beyond two standard errors; a ratio of noise would be meaningless.
+    """
+    if gain is None or kept is None or gain.mean <= 2 * gain.se or gain.mean <= 0:
+        return "—"
+    return f"{100 * kept.mean / gain.mean:.0f}%"
+
+
+def taught_text(teach: TeachSpec) -> str:
+    """The line that labels a taught System 2's results as not the paper's prompted setting."""
+    tasks = "; ".join(
+        f"`{name}`: {describe_task(task).rsplit(', ', 1)[0]}, {task.train_size} inputs"
+        for name, task in teach.tasks.items()
+    )
+    training = teach.training
+    return (
+        "**A taught System 2, not the paper's prompted setting.** Before the pipeline runs, the model is "
+        f"fine-tuned ({training.mode}, {training.epochs:g} epochs, learning rate {training.learning_rate:g}) on "
+        f"programmatic step-by-step traces of other inputs (`model.teach`: {tasks}), written as `{teach.method}`'s "
+        "stages; the experiment's own inputs are new and unlabelled, and System 1, System 2 and the distillation "
+        "all start from that taught model."
+    )
+
+
 def seeds_text(k: int) -> str:
     return f"{k} seed" if k == 1 else f"{k} seeds"
 
@@ -158,7 +156,7 @@ def _short(answer: str) -> str:
     return f"`{text[:20]}`" if answer != UNPARSED else UNPARSED
 
 
-def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+def table_lines(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     return lines
@@ -180,6 +178,8 @@ def experiment_block(results: ExperimentResults) -> str:
         f"seeds {', '.join(str(s) for s in results.seeds_found)}.",
         "",
     ]
+    if experiment.model.teach is not None:
+        lines += [taught_text(experiment.model.teach), ""]
     body = []
     for row in results.rows:
         for system in SYSTEMS:
@@ -216,7 +216,7 @@ def experiment_block(results: ExperimentResults) -> str:
                     _train(row) if system == "distilled" else "",
                 ]
             )
-    lines += _table(
+    lines += table_lines(
         ["task", "method", "system", "accuracy", *READ_HEADER, "n", "majority class", "tokens / item", *TAIL],
         body,
     )
@@ -228,13 +228,15 @@ def experiment_block(results: ExperimentResults) -> str:
         tokens = ""
         if distilled is not None and distilled.tokens and s2.tokens:
             tokens = f"{statistics.fmean(distilled.tokens) / max(statistics.fmean(s2.tokens), 1e-9):.2f}"
+        gain, kept = paired_gap(s2, s1), paired_gap(distilled, s1) if distilled else None
         gaps.append(
             [
                 row.task,
                 row.method,
-                gap_text(paired_gap(s2, s1), per_seed=True),
-                gap_text(paired_gap(distilled, s1), per_seed=True) if distilled else "—",
+                gap_text(gain, per_seed=True),
+                gap_text(kept, per_seed=True),
                 gap_text(paired_gap(distilled, s2), per_seed=True) if distilled else "—",
+                kept_text(gain, kept),
                 tokens,
             ]
         )
@@ -245,20 +247,21 @@ def experiment_block(results: ExperimentResults) -> str:
             "the standard error over the items and the one over the seeds' differences (given per seed):",
             "",
         ]
-        lines += _table(
+        lines += table_lines(
             [
                 "task",
                 "method",
                 "System 2 − System 1",
                 "distilled − System 1",
                 "distilled − System 2",
+                "share of the gain kept",
                 "distilled tokens / System 2 tokens",
             ],
             gaps,
         )
     pools = pool_rows(results)
     if pools:
-        lines += ["", POOL_NOTE, "", *_table(POOL_HEADER, pools)]
+        lines += ["", POOL_NOTE, "", *table_lines(POOL_HEADER, pools)]
     group_rows = [
         [
             row.task,
@@ -275,7 +278,7 @@ def experiment_block(results: ExperimentResults) -> str:
     ]
     if group_rows:
         lines += ["", "By evaluation group:", ""]
-        lines += _table(["task", "method", "system", "group", "accuracy", "n"], group_rows)
+        lines += table_lines(["task", "method", "system", "group", "accuracy", "n"], group_rows)
     return "\n".join(lines)
 
 
@@ -316,7 +319,7 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
         "on parsed, parsed and truncated are read as the header says. The gap is paired over the same items.",
         "",
     ]
-    lines += _table(
+    lines += table_lines(
         [
             "sweep",
             "setting",
@@ -335,46 +338,6 @@ def sweep_block(sweeps: Sequence[ExperimentResults]) -> str:
         body,
     )
     return "\n".join(lines)
-
-
-def paper_block(results: Sequence[ExperimentResults]) -> str:
-    body = []
-    for result in results:
-        for row in result.rows:
-            for system in SYSTEMS:
-                cell = row.cells.get(system)
-                if cell is None:
-                    continue
-                body.append(
-                    [
-                        f"{result.source.experiment.name}",
-                        row.task,
-                        row.method,
-                        SYSTEM_LABEL[system],
-                        mean_sd(cell.accuracies()),
-                        paper_cell(row.task_kind, row.method_kind, system),
-                    ]
-                )
-    lines = [
-        f"The paper distils {PAPER_MODEL}; this repository's default model is SmolLM2-135M-Instruct, about 500 "
-        "times smaller, so the comparison is of direction (does System 2 beat System 1, does distillation keep "
-        "it), not of level. A figure appears only where this repository cites the paper's text; otherwise the "
-        "table to compare with is named.",
-        "",
-    ]
-    lines += _table(["experiment", "task", "method", "system", "this run", f"paper ({PAPER_MODEL})"], body)
-    return "\n".join(lines)
-
-
-def paper_cell(task_kind: str, method_kind: str, system: str) -> str:
-    figure = PAPER_FIGURES.get((task_kind, method_kind, system))
-    if figure:
-        return figure
-    family = re.sub(r"_.*", "", method_kind) if system != "system1" else "system1"
-    for key in ((task_kind, family), (task_kind, re.sub(r"_.*", "", method_kind))):
-        if key in PAPER_TABLES:
-            return PAPER_TABLES[key]
-    return "no corresponding cell in the paper"
 
 
 def _majority(row: TaskMethod) -> str:

@@ -43,12 +43,13 @@ from s2d_assets.core.errors import UserError
 from s2d_assets.core.paths import PROJECT_ROOT
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.distill.reading import READ_NOTE
-from s2d_assets.report.results_blocks import display_path, experiment_block, paper_block, sweep_block
+from s2d_assets.report.results_blocks import display_path, experiment_block, sweep_block
 from s2d_assets.report.results_coconut import coconut_block, collect_coconut
 from s2d_assets.report.results_data import (
     Source,
     collect,
 )
+from s2d_assets.report.results_paper import paper_block
 
 BEGIN = "<!-- s2d report: begin {} -->"
 END = "<!-- s2d report: end {} -->"
@@ -140,7 +141,7 @@ def build_blocks(warehouse: Path, experiment_files: Sequence[Path]) -> list[tupl
     if sweeps:
         blocks.append(("sweep", sweep_block(sweeps)))
     if results:
-        blocks.append(("paper", paper_block(full or results)))
+        blocks.append(("paper", paper_block(results)))
     blocks += [(f"coconut:{c.source.experiment.name}", coconut_block(c)) for c in coconut]
     return blocks
 
