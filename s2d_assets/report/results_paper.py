@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from s2d_assets.report.results_blocks import SYSTEM_LABEL, table_lines, mean_sd
+from s2d_assets.report.results_blocks import SYSTEM_LABEL, mean_sd, table_lines
 from s2d_assets.report.results_data import SYSTEMS, ExperimentResults
 
 PAPER_MODEL = "Llama-2-70B-chat"
