@@ -1,5 +1,6 @@
-"""The house's layers: science imports without Dagster, Dagster only under defs/ and the CLI, no
-import cycles, and a command builds only the experiment it was given."""
+"""The house's layers: science imports without Dagster, Dagster only under defs/ and the CLI, tasks,
+config and core import no layer above them, no import cycles, and a command builds only the experiment
+it was given."""
 
 from __future__ import annotations
 
@@ -72,6 +73,40 @@ def test_dagster_is_imported_only_by_defs_and_the_cli() -> None:
 def test_no_private_dagster_api_anywhere() -> None:
     private = [m for m, tree in _modules().items() if any(n.startswith("dagster._") for n in _imports(tree))]
     assert private == []
+
+
+# A layer never imports the layers above it (docs/architecture.md, "The house"): tasks sit below methods
+# and engines; config and core below everything else in the package. Every import counts, including one
+# inside a function; the registries name the implementations above by import path instead.
+ABOVE_TASKS = ("methods", "engines", "distill", "coconut", "sql", "report", "defs", "cli")
+FORBIDDEN = {"tasks": ABOVE_TASKS, "config": ("tasks", *ABOVE_TASKS), "core": ("config", "tasks", *ABOVE_TASKS)}
+
+
+def _absolute_imports(module: str, tree: ast.Module, is_package: bool) -> set[str]:
+    """Every module ``tree`` imports, anywhere in it, relative imports made absolute."""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            target = node.module or ""
+            if node.level:
+                target = ".".join(base[: len(base) - node.level + 1] + ([target] if target else []))
+            names |= {target} | {f"{target}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_no_layer_imports_a_layer_above_it() -> None:
+    violations = []
+    for layer, above in FORBIDDEN.items():
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            module = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+            for name in sorted(_absolute_imports(module, ast.parse(path.read_text()), path.name == "__init__.py")):
+                if any(name == f"s2d_assets.{up}" or name.startswith(f"s2d_assets.{up}.") for up in above):
+                    violations.append(f"{module} imports {name}")
+    assert violations == []
 
 
 def test_no_import_cycles() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2d_assets.methods import METHODS, SYSTEM1, MethodDefinition, Step, method_definition
+from s2d_assets.methods import SYSTEM1, MethodDefinition, Step, method_definition
 from s2d_assets.methods.runner import Chain, run_method
 from s2d_assets_tests.fakes import ScriptedEngine
 
@@ -39,7 +39,7 @@ def test_step_two_sees_the_same_samples_step_one_output() -> None:
 
     engine = ScriptedEngine(respond)
     chains = [Chain("a", "Q1", 0, s) for s in range(3)] + [Chain("b", "Q2", 0, s) for s in range(3)]
-    results = run_method(METHODS["rar_2step"], chains, engine, temperature=0.7, top_p=0.9, seed=0)
+    results = run_method(method_definition("rar_2step"), chains, engine, temperature=0.7, top_p=0.9, seed=0)
     # One engine call per step, each carrying every chain.
     assert [len(batch) for batch in engine.calls] == [6, 6, 6]
     for result in results:
@@ -55,7 +55,7 @@ def test_step_two_sees_the_same_samples_step_one_output() -> None:
     seeds = {r.seed for r in engine.calls[0][:3]}
     assert len(seeds) == 3
     again = ScriptedEngine(respond)
-    run_method(METHODS["rar_2step"], chains, again, temperature=0.7, top_p=0.9, seed=0)
+    run_method(method_definition("rar_2step"), chains, again, temperature=0.7, top_p=0.9, seed=0)
     assert [r.seed for r in again.requests] == [r.seed for r in engine.requests]
 
 

@@ -4,16 +4,9 @@ import pytest
 
 from s2d_assets.engines.base import GenerationRequest
 from s2d_assets.methods import method_definition
-from s2d_assets.methods.bsm import (
-    FALLBACK_CRITERION,
-    POSITION_INCONSISTENT,
-    both_orders_verdict,
-    pair_prompt,
-    parse_criteria,
-    parse_pair,
-    parse_scores,
-)
+from s2d_assets.methods.bsm import FALLBACK_CRITERION, both_orders_verdict, parse_criteria, parse_scores
 from s2d_assets.methods.runner import Chain, run_method
+from s2d_assets.tasks.judging import POSITION_INCONSISTENT, pair_prompt, parse_pair
 from s2d_assets_tests.fakes import ScriptedEngine
 
 PROMPT = pair_prompt("Name a prime.", "7 is prime.", "9 is prime.")

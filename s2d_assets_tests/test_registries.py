@@ -18,6 +18,7 @@ from s2d_assets.config.base import Strict
 from s2d_assets.config.curation import CURATION_FILTERS, FilterTraits
 from s2d_assets.config.engine import ENGINES, EngineSpecBase
 from s2d_assets.config.experiment import parse_experiment
+from s2d_assets.config.methods import METHODS
 from s2d_assets.config.tasks import TASKS
 from s2d_assets.core.errors import UserError
 from s2d_assets.core.paths import StatePaths
@@ -25,7 +26,7 @@ from s2d_assets.distill import StageContext
 from s2d_assets.distill.votes import KEPT, NO_ANSWER, CurationFilter
 from s2d_assets.engines.base import Completion, GenerationRequest
 from s2d_assets.engines.hf import TransformersEngine
-from s2d_assets.methods import METHODS, MethodDefinition, Step
+from s2d_assets.methods import MethodDefinition, Step
 from s2d_assets.tasks import Task, TaskInput, build_task
 from s2d_assets.tasks.base import split_unique
 from s2d_assets_tests.conftest import tiny_experiment_data
@@ -115,12 +116,12 @@ def counting_engine(spec: CountingSpec, model_dir: Path, fingerprint: str, adapt
 
 
 @pytest.fixture
-def toys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def toys() -> Iterator[None]:
     """The four extensions, registered through the registries only, and removed afterwards."""
     TASKS.register(ParityTask, spec=ParitySpec)
     ENGINES.register(counting_engine, spec=CountingSpec)
     CURATION_FILTERS.register(FirstParsed(), kind="toy_first_parsed", traits=FilterTraits())
-    monkeypatch.setitem(METHODS, TOY_METHOD.kind, TOY_METHOD)
+    METHODS.register(TOY_METHOD, kind=TOY_METHOD.kind)
     CountingSpec.calls.clear()
     try:
         yield
@@ -128,6 +129,7 @@ def toys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         TASKS.unregister("toy_parity")
         ENGINES.unregister("toy_counting")
         CURATION_FILTERS.unregister("toy_first_parsed")
+        METHODS.unregister(TOY_METHOD.kind)
 
 
 def _toy_experiment(model_dir: Path) -> dict[str, Any]:
@@ -195,4 +197,7 @@ def test_every_registered_kind_resolves_to_an_implementation_of_that_kind() -> N
         assert isinstance(CURATION_FILTERS.traits(kind), FilterTraits)
     for kind in ENGINES:
         assert callable(ENGINES.implementation(kind))  # a builder; importing it loads no engine library
+    for kind in METHODS:
+        method = METHODS.implementation(kind)
+        assert isinstance(method, MethodDefinition) and method.kind == kind
     assert set(TASKS) >= {"coin_flip", "last_letter", "pairwise_judging"} and "usc" in CURATION_FILTERS

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
-from s2d_assets.methods.bsm import pair_prompt, parse_pair
 from s2d_assets.tasks import TRAIN, build_task
 from s2d_assets.tasks.judging import (
     alter_final_number,
     label_agreement,
     load_mt_bench,
     load_mt_bench_references,
+    pair_prompt,
+    parse_pair,
     parse_verdict,
     position_inconsistency,
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from s2d_assets.config.methods import METHODS
+from s2d_assets.config.tasks import TASKS
 from s2d_assets.core.answer_set import CONSTRAINED
 
 ANSWER_HELP = (
@@ -17,12 +19,13 @@ ANSWER_HELP = (
 )
 
 
+def constrainable(task: Any) -> bool:
+    """Whether ``answer: constrained`` applies to a task (its answer set for an input without metadata)."""
+    return task.answer_set({}) is not None
+
+
 def answer_mode_problems(experiment: Any) -> list[str]:
     """Why the experiment's constrained answers cannot run (empty when they can, or when none is asked for)."""
-    from s2d_assets.methods import method_definition
-    from s2d_assets.tasks import build_task
-    from s2d_assets.tasks.base import constrainable
-
     where = [f"methods.{name}.answer" for name, spec in experiment.methods.items() if spec.answer == CONSTRAINED]
     if experiment.evaluation.system1_answer == CONSTRAINED:
         where.append("evaluation.system1_answer")
@@ -32,10 +35,12 @@ def answer_mode_problems(experiment: Any) -> list[str]:
     for name, spec in experiment.methods.items():
         if spec.answer == CONSTRAINED:
             try:
-                method_definition(spec.kind).with_answer(CONSTRAINED)
+                METHODS.implementation(spec.kind).with_answer(CONSTRAINED)
             except ValueError as error:
                 problems.append(f"methods.{name}.answer: {error}")
-    free_text = [name for name, spec in experiment.tasks.items() if not constrainable(build_task(spec))]
+    free_text = [
+        name for name, spec in experiment.tasks.items() if not constrainable(TASKS.implementation(spec.kind)(spec))
+    ]
     if free_text:
         problems.append(
             f"{where[0]}: constrained, but task(s) {', '.join(free_text)} have free-text answers with no answer "

@@ -19,6 +19,7 @@ from s2d_assets.config.base import Strict
 from s2d_assets.config.coconut import CoconutSpec
 from s2d_assets.config.curation import CURATION_FILTERS, CurationSpec
 from s2d_assets.config.engine import EngineSpec, TransformersEngineSpec
+from s2d_assets.config.methods import METHODS
 from s2d_assets.config.tasks import TaskSpec
 from s2d_assets.config.training import TeachSpec, TrainingSpec
 from s2d_assets.config.validation import (
@@ -70,7 +71,7 @@ class SamplingSpec(Strict):
 
 
 class MethodSpec(Strict):
-    kind: str = Field(description="a method kind of the method registry (METHODS in s2d_assets/methods/__init__.py)")
+    kind: str = Field(description="a method kind of the method registry (METHODS in s2d_assets/config/methods.py)")
     exemplars: str | None = Field(None, description="JSONL exemplar file (question, reasoning, answer) for few-shot")
     prompts: dict[str, str] = Field(default_factory=dict, description="step name -> template override")
     max_new_tokens: dict[str, Annotated[int, Field(ge=1)]] = Field(
@@ -218,8 +219,6 @@ class Experiment(Strict):
 
     @model_validator(mode="after")
     def _method_kinds_are_registered(self) -> Experiment:
-        from s2d_assets.methods import METHODS
-
         for name, spec in self.methods.items():
             if spec.kind not in METHODS:
                 raise ValueError(f"methods.{name}.kind: unknown method kind {spec.kind!r}; known: {sorted(METHODS)}")
@@ -227,11 +226,10 @@ class Experiment(Strict):
 
     @model_validator(mode="after")
     def _method_overrides_name_real_steps(self) -> Experiment:
-        from s2d_assets.methods import method_definition
-
         for name, spec in self.methods.items():
-            steps = {step.name for step in method_definition(spec.kind).prompt_steps}
-            if "exemplars" in method_definition(spec.kind).slots and not spec.exemplars:
+            method = METHODS.implementation(spec.kind)
+            steps = {step.name for step in method.prompt_steps}
+            if "exemplars" in method.slots and not spec.exemplars:
                 raise ValueError(f"methods.{name}.exemplars: {spec.kind} needs an exemplar file")
             for field in ("prompts", "max_new_tokens"):
                 unknown = set(getattr(spec, field)) - steps
@@ -241,7 +239,7 @@ class Experiment(Strict):
                         f"{spec.kind} has steps {sorted(steps)}"
                     )
             for step, template in spec.prompts.items():
-                problems = method_definition(spec.kind).template_problems(step, template)
+                problems = method.template_problems(step, template)
                 if problems:
                     raise ValueError(f"methods.{name}.prompts.{step}: " + "; ".join(problems))
         return self
@@ -249,11 +247,9 @@ class Experiment(Strict):
     @model_validator(mode="after")
     def _engine_continues_assistant_turns(self) -> Experiment:
         """A method whose answer stage continues the assistant's turn needs an engine that can render it."""
-        from s2d_assets.methods import method_definition
-
         problem = self.engine.continuation_problem()
         for name, spec in self.methods.items():
-            if problem and method_definition(spec.kind).needs_continuation:
+            if problem and METHODS.implementation(spec.kind).needs_continuation:
                 raise ValueError(
                     f"methods.{name}: {spec.kind} answers in the assistant's own turn, which engine kind "
                     f"{self.engine.kind!r} cannot continue here: {problem}"

@@ -22,12 +22,12 @@ from s2d_assets.core.base_models import BaseModel, local_model, provision_embedd
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.core.paths import StatePaths, resolve_path
 from s2d_assets.core.warehouse import Warehouse
+from s2d_assets.distill.judging import engine_answerer
 from s2d_assets.distill.teach import taught_model
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.methods import MethodDefinition, build_method
 from s2d_assets.methods.runner import ChainResult
 from s2d_assets.tasks import Task, build_task
-from s2d_assets.tasks.judging import engine_answerer
 
 EngineFactory = Callable[[Path, str, "Path | None"], Engine]
 

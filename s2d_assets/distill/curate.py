@@ -51,8 +51,8 @@ from s2d_assets.distill.votes import (
     sample_counts,
 )
 from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
-from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks import TRAIN
+from s2d_assets.tasks.judging import POSITION_INCONSISTENT
 
 # -- universal self-consistency -----------------------------------------------------------------
 USC_TEMPLATE = (

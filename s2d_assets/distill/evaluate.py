@@ -32,11 +32,11 @@ from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import SYSTEM1_BASELINE, answer_eval_split
+from s2d_assets.distill.judging import position_metrics
 from s2d_assets.distill.reading import NOT_KNOWN, Reading
 from s2d_assets.methods import system1_for
-from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks import EVAL
-from s2d_assets.tasks.judging import position_metrics
+from s2d_assets.tasks.judging import POSITION_INCONSISTENT
 
 TRAINED, UNTRAINED = "trained", "untrained"
 UNPARSED = "(unparsed)"

@@ -20,8 +20,8 @@ import polars as pl
 
 from s2d_assets.config.curation import CURATION_FILTERS
 from s2d_assets.core.warehouse import COUNT_AGGREGATES, COUNT_KEYS
-from s2d_assets.methods.bsm import POSITION_INCONSISTENT
 from s2d_assets.tasks.base import TRAIN
+from s2d_assets.tasks.judging import POSITION_INCONSISTENT
 
 KEPT = "kept"
 NO_ANSWER = "no_parsed_answer"

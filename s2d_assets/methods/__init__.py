@@ -1,26 +1,22 @@
-"""System 1 and System 2 methods, each a sequence of prompt steps (prompts are data)."""
+"""System 1 and System 2 methods, each a sequence of prompt steps (prompts are data).
+
+Each kind's definition is registered in ``config/methods.py`` (``METHODS``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from s2d_assets.config.methods import METHODS
 from s2d_assets.methods.base import Compute, MethodDefinition, Parser, Step
-from s2d_assets.methods.bsm import BSM
-from s2d_assets.methods.cot import COT_FEW_SHOT, COT_ZERO_SHOT, load_exemplars
-from s2d_assets.methods.rar import RAR_1STEP, RAR_2STEP
-from s2d_assets.methods.s2a import S2A_METHODS
+from s2d_assets.methods.cot import load_exemplars
 from s2d_assets.methods.system1 import SYSTEM1, direct_prompt, system1_for
-
-METHODS: dict[str, MethodDefinition] = {
-    m.kind: m for m in (SYSTEM1, RAR_1STEP, RAR_2STEP, COT_ZERO_SHOT, COT_FEW_SHOT, *S2A_METHODS, BSM)
-}
 
 
 def method_definition(kind: str) -> MethodDefinition:
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise KeyError(f"unknown method kind {kind!r}; known: {sorted(METHODS)}") from None
+    """The method the registry (``config/methods.py``'s ``METHODS``) names for ``kind``."""
+    method: MethodDefinition = METHODS.implementation(kind)
+    return method
 
 
 def build_method(

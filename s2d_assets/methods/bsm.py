@@ -1,6 +1,7 @@
 """Branch-Solve-Merge for pairwise judging (Saha et al., 2023, arXiv 2310.15123).
 
-The input is a pairwise prompt (``pair_prompt``): a user question and two responses.
+The input is the judging task's pair prompt (``tasks/judging.py``'s ``pair_prompt``): a user question
+and two responses.
 - split (no LLM call): read the question and the two responses out of the prompt;
 - branch: propose up to five evaluation criteria from the question;
 - solve: for every criterion, score both responses 1-5 — once with the responses in the
@@ -17,32 +18,9 @@ from __future__ import annotations
 import re
 
 from s2d_assets.methods.base import Compute, Fields, FieldValue, MethodDefinition, Parser, Step
+from s2d_assets.tasks.judging import POSITION_INCONSISTENT, parse_pair
 
-PAIR_TEMPLATE = (
-    "[User Question]\n{question}\n\n"
-    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
-    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
-)
-_PAIR = re.compile(
-    r"\A\[User Question\]\n(?P<q>.*?)\n\n\[The Start of Assistant A's Answer\]\n(?P<a>.*?)\n"
-    r"\[The End of Assistant A's Answer\]\n\n\[The Start of Assistant B's Answer\]\n(?P<b>.*?)\n"
-    r"\[The End of Assistant B's Answer\]",
-    re.DOTALL,
-)
 VERDICTS = ("A", "B", "tie")
-POSITION_INCONSISTENT = "position_inconsistent"  # the two orders disagree: no verdict, never distilled
-
-
-def pair_prompt(question: str, answer_a: str, answer_b: str) -> str:
-    return PAIR_TEMPLATE.format(question=question, answer_a=answer_a, answer_b=answer_b)
-
-
-def parse_pair(prompt: str) -> tuple[str, str, str]:
-    match = _PAIR.match(prompt)
-    if match is None:
-        raise ValueError("not a pairwise prompt: expected [User Question] and Assistant A's and B's answers")
-    return match.group("q"), match.group("a"), match.group("b")
-
 
 BRANCH_TEMPLATE = (
     "We want to evaluate the quality of the responses provided by two AI assistants to the user question "

@@ -104,11 +104,6 @@ def answer_set(task: Task, meta: dict[str, Any]) -> AnswerSet | None:
     return task.answer_set(meta)
 
 
-def constrainable(task: Task) -> bool:
-    """Whether ``answer: constrained`` applies to the task (its answer set for an input without metadata)."""
-    return answer_set(task, {}) is not None
-
-
 def prompt_meta(task: Task, prompt: str) -> dict[str, Any]:
     """The parse metadata of an input that arrived as a bare prompt (an inbox row)."""
     return dict(task.meta_for_prompt(prompt))

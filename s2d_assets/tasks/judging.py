@@ -14,9 +14,14 @@ Three sources of pairs:
   generation settings; nothing says which answer is better, so no accuracy is reported.
 - ``file``: a user file (``question``, ``answer_a``, ``answer_b``, optional ``label``).
 
+Every input is one pair prompt (``pair_prompt``: the question and Assistant A's and B's answers),
+the format every judge reads (System 1's judge instruction, BSM in ``methods/bsm.py``).
+
 Metrics: agreement with the labels (the evaluation accuracy) and the position-inconsistency
 rate (the verdict changes when A and B swap). The order-swap perturbation exchanges the two
-answers, so its verdicts map A <-> B back to the original.
+answers, so its verdicts map A <-> B back to the original. The task never calls a model: the
+``mt_bench`` answers come from the answerer the pipeline gives it (``with_answerer``), and judging
+eval pairs in both orders is ``distill/judging.py``'s.
 
 Labelled preference data looked for on the package registries: alpaca-eval 0.6.6 ships
 annotator configs and leaderboards only (its human preference sets are downloaded at run time);
@@ -36,8 +41,6 @@ from typing import Any
 
 from s2d_assets.config.tasks import GenerationSettingSpec, PairwiseJudgingSpec
 from s2d_assets.core.answer_set import AnswerSet
-from s2d_assets.engines.base import GenerationRequest, SamplingParams, derive_seed
-from s2d_assets.methods.bsm import POSITION_INCONSISTENT, pair_prompt, parse_pair
 from s2d_assets.tasks.base import EVAL, TRAIN, Task, TaskInput, input_id
 from s2d_assets.tasks.package_data import MTBENCH, package_file
 from s2d_assets.tasks.perturbation import Variant
@@ -51,13 +54,44 @@ NUMBER_CATEGORIES = ("math",)  # where altering the final number surely makes a 
 LABELS = {"a": "A", "b": "B", "tie": "tie"}
 SWAP = {"A": "B", "B": "A", "tie": "tie"}
 
-# (prompts, setting) -> one answer per prompt
+# (prompts, setting) -> one answer per prompt: the base model's, given by the pipeline (``with_answerer``)
 Answerer = Callable[[Sequence[str], GenerationSettingSpec], list[str]]
+
+# The pair prompt: the task's input, which every judge (System 1's judge instruction, BSM) reads.
+PAIR_TEMPLATE = (
+    "[User Question]\n{question}\n\n"
+    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
+    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+_PAIR = re.compile(
+    r"\A\[User Question\]\n(?P<q>.*?)\n\n\[The Start of Assistant A's Answer\]\n(?P<a>.*?)\n"
+    r"\[The End of Assistant A's Answer\]\n\n\[The Start of Assistant B's Answer\]\n(?P<b>.*?)\n"
+    r"\[The End of Assistant B's Answer\]",
+    re.DOTALL,
+)
+POSITION_INCONSISTENT = "position_inconsistent"  # a judge's two orders disagree: no verdict, never distilled
 
 _BRACKETED = re.compile(r"\[\[(A|B|C|tie)\]\]", re.IGNORECASE)
 _ASSISTANT = re.compile(r"\b(?:assistant|answer|response)\s+(A|B)\b", re.IGNORECASE)
 _TIE = re.compile(r"\b(tie|equal(?:ly)?|both (?:are )?(?:equally )?good)\b", re.IGNORECASE)
 _BARE = re.compile(r"^\W*(A|B)\W*$")
+
+
+def pair_prompt(question: str, answer_a: str, answer_b: str) -> str:
+    return PAIR_TEMPLATE.format(question=question, answer_a=answer_a, answer_b=answer_b)
+
+
+def parse_pair(prompt: str) -> tuple[str, str, str]:
+    match = _PAIR.match(prompt)
+    if match is None:
+        raise ValueError("not a pairwise prompt: expected [User Question] and Assistant A's and B's answers")
+    return match.group("q"), match.group("a"), match.group("b")
+
+
+def swapped_prompt(prompt: str) -> str:
+    """The pair prompt with its two answers exchanged."""
+    question, answer_a, answer_b = parse_pair(prompt)
+    return pair_prompt(question, answer_b, answer_a)
 
 
 def load_mt_bench() -> list[dict[str, Any]]:
@@ -97,17 +131,6 @@ def label_agreement(verdicts: Sequence[str | None], labels: Sequence[str]) -> fl
     """Agreement with the human labels, over the pairs that have one (``None`` when none has)."""
     labelled = [(v, label) for v, label in zip(verdicts, labels, strict=True) if label]
     return sum(v == label for v, label in labelled) / len(labelled) if labelled else None
-
-
-def engine_answerer(engine: Any, seed: int) -> Answerer:
-    """Answer prompts with an engine under one generation setting (one sample each)."""
-
-    def answer(prompts: Sequence[str], setting: GenerationSettingSpec) -> list[str]:
-        params = SamplingParams(setting.temperature, setting.top_p, setting.max_new_tokens)
-        requests = [GenerationRequest.user(p, params, seed=derive_seed(seed, "pair", p)) for p in prompts]
-        return [c.text.strip() for c in engine.generate(requests)]
-
-    return answer
 
 
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w]|\.\d)")
@@ -284,8 +307,7 @@ class PairwiseJudgingTask(Task):
     def perturb(self, prompt: str, meta: dict[str, Any]) -> list[Variant]:
         if "order_swap" not in self.spec.perturbations:
             return []
-        question, answer_a, answer_b = parse_pair(prompt)
-        return [Variant(pair_prompt(question, answer_b, answer_a), {"A": "B", "B": "A", "tie": "tie"}, "order_swap")]
+        return [Variant(swapped_prompt(prompt), {"A": "B", "B": "A", "tie": "tie"}, "order_swap")]
 
     def answer_set(self, meta: dict[str, Any]) -> AnswerSet:
         """The verdict alone, as the judge instruction asks: A or B."""
@@ -297,35 +319,3 @@ class PairwiseJudgingTask(Task):
     def is_correct(self, answer: str | None, reference: str) -> bool:
         # Unlabelled pairs (e.g. MT-bench pairs of the base model's answers) never count as agreement.
         return bool(reference) and answer == reference
-
-
-def swapped_prompt(prompt: str) -> str:
-    question, answer_a, answer_b = parse_pair(prompt)
-    return pair_prompt(question, answer_b, answer_a)
-
-
-def position_metrics(
-    task: PairwiseJudgingTask,
-    method: Any,
-    engine: Any,
-    items: Sequence[dict[str, Any]],
-    temperature: float,
-    top_p: float,
-    seed: int,
-) -> dict[str, float | None]:
-    """Judge every eval pair in both orders: position-inconsistency rate and agreement with the labels."""
-    from s2d_assets.methods.runner import Chain, run_method
-
-    chains = [
-        Chain(item["input_id"], prompt, answer_set=task.answer_set({}))
-        for item in items
-        for prompt in (item["prompt"], swapped_prompt(item["prompt"]))
-    ]
-    fingerprint = getattr(engine, "model_fingerprint", "")
-    results = run_method(method, chains, engine, temperature, top_p, seed, fingerprint, task.answer_format)
-    verdicts = [task.parse_answer(result.output, {}) for result in results]
-    original, swapped = verdicts[0::2], verdicts[1::2]
-    return {
-        "position_inconsistency": position_inconsistency(list(zip(original, swapped, strict=True))),
-        "label_agreement": label_agreement(original, [str(item["reference"] or "") for item in items]),
-    }
