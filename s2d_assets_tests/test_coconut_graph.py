@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import AssetKey, AssetsDefinition, AssetSelection, DagsterInstance, materialize
 
 from s2d_assets.config.experiment import DEFAULT_EXPERIMENT, ExperimentError, load_experiment, parse_experiment
 from s2d_assets.core.paths import StatePaths
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.defs.definitions import build_definitions
+from s2d_assets.defs.tables import table_producers
 from s2d_assets_tests.conftest import write_experiment
 
 
@@ -51,7 +52,8 @@ def test_empty_tasks_need_a_coconut_section(tmp_path: Path) -> None:
 def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
     data = coconut_data()
     path = tmp_path / "e.yaml"
-    graph = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
+    defs = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s"))
+    graph = defs.resolve_asset_graph()
 
     def parents(key: str) -> set[str]:
         return {"/".join(k.path[1:]) for k in graph.get(AssetKey(["coconut_tiny", *key.split("/")])).parent_keys}
@@ -68,6 +70,11 @@ def test_stage_lineage_and_what_moves_code_versions(tmp_path: Path) -> None:
         "prosqa/coconut/baseline_pause",
         "prosqa/coconut/raw_inputs",
     }
+    # SQL lineage: the tables each asset declares it writes (none for the checkpoints), never its name
+    stage_assets = [a for a in defs.assets if isinstance(a, AssetsDefinition)]
+    producers = {table: ["/".join(k.path[1:]) for k in keys] for table, keys in table_producers(stage_assets).items()}
+    written = ("generations", "answer_counts", "evaluations", "evaluation_groups")
+    assert producers == {"inputs": ["prosqa/coconut/raw_inputs"], **{t: ["prosqa/coconut/evaluation"] for t in written}}
     data["coconut"]["max_new_tokens"] = 20
     after = build_definitions(parse_experiment(data, path), path, StatePaths(tmp_path / "s")).resolve_asset_graph()
     changed = {

@@ -148,54 +148,53 @@ COCONUT = {
 def coconut_warehouse(path: Path, experiment_file: Path) -> dict[str, list[float]]:
     """Three seeds of Coconut rows: Coconut right on `seed + 7` of 10 items, No-CoT always names the
     other option, CoT a concept that is not an option, pause tokens always the first option offered."""
-    from s2d_assets.coconut.stages import CoconutPipeline, final_answer
+    from s2d_assets.coconut.stages import final_answer, write_data
     from s2d_assets.core.paths import StatePaths
+    from s2d_assets.distill.context import StageContext
+    from s2d_assets.distill.rows import store_evaluations, store_generations
 
     experiment = parse_experiment(COCONUT, experiment_file)
     accuracy: dict[str, list[float]] = {}
     for replicate in experiment.replicates():
-        coconut = CoconutPipeline(replicate, StatePaths(path.parent))
-        coconut.write_data()
-        records = Warehouse(path).query(
-            "SELECT input_id, reference, meta FROM inputs WHERE experiment = ? AND split = 'eval' ORDER BY input_id",
-            [replicate.name],
-        )
-        rows, generations = [], []
+        ctx = StageContext(replicate, StatePaths(path.parent))
+        write_data(ctx)
+        records = ctx.inputs("prosqa", "eval")
+        rows = []
         for system in ("no_cot", "cot", "pause", "coconut"):
-            answers = []
-            for k, (input_id, reference, meta) in enumerate(records.iter_rows()):
-                parsed = json.loads(meta)
+            outputs = []
+            for k, record in enumerate(records):
+                reference, parsed = record["reference"], record["meta"]
                 other = next(o for o in parsed["options"] if o != reference.rstrip(".").split()[-1])
-                answer = {
-                    "no_cot": f"{parsed['entity']} is a {other}.",
-                    "cot": f"{parsed['entity']} is a nothing.",
-                    "pause": f"{parsed['entity']} is a {parsed['options'][0]}.",
-                    "coconut": reference if k < replicate.seed + 7 else f"{parsed['entity']} is a {other}.",
-                }[system]
-                answers.append(final_answer(answer) == final_answer(reference))
-                generations.append(
-                    {"task": "prosqa", "method": "coconut", "system": system, "split": "eval", "input_id": input_id,
-                     "variant_id": 0, "sample_idx": 0, "steps": "[]", "output": answer,
-                     "answer": final_answer(answer), "prompt_tokens": 5, "completion_tokens": 4, "seconds": 0.0,
-                     "cache_key": None}
-                )  # fmt: skip
+                outputs.append(
+                    {
+                        "no_cot": f"{parsed['entity']} is a {other}.",
+                        "cot": f"{parsed['entity']} is a nothing.",
+                        "pause": f"{parsed['entity']} is a {parsed['options'][0]}.",
+                        "coconut": reference if k < replicate.seed + 7 else f"{parsed['entity']} is a {other}.",
+                    }[system]
+                )
+            answers = [final_answer(o) == final_answer(r["reference"]) for o, r in zip(outputs, records, strict=True)]
             accuracy.setdefault(system, []).append(100 * sum(answers) / len(answers))
+            n = len(records)
+            generations = {
+                "input_id": [r["input_id"] for r in records],
+                "variant_id": [0] * n,
+                "sample_idx": [0] * n,
+                "steps": ["[]"] * n,
+                "output": outputs,
+                "answer": [final_answer(o) for o in outputs],
+                "prompt_tokens": [5] * n,
+                "completion_tokens": [4] * n,
+                "seconds": [0.0] * n,
+                "cache_key": [None] * n,
+            }
+            store_generations(ctx, "prosqa", "coconut", system, "eval", generations)
             rows.append(
-                {"task": "prosqa", "method": "coconut", "system": system, "split": "eval", "n": len(answers),
-                 "accuracy": sum(answers) / len(answers), "mean_tokens": 4.0, "seconds_per_item": 0.0,
+                {"task": "prosqa", "method": "coconut", "system": system, "split": "eval", "n": n,
+                 "accuracy": sum(answers) / n, "mean_tokens": 4.0, "seconds_per_item": 0.0,
                  "checkpoint": "", "train_examples": 2}
             )  # fmt: skip
-        where = {"task": "prosqa", "method": "coconut"}
-        Warehouse(path, experiment=replicate.name).replace_tables(
-            [
-                (
-                    "evaluations",
-                    where,
-                    pl.DataFrame(rows, schema_overrides={"n": pl.Int32, "train_examples": pl.Int32}),
-                ),
-                ("generations", where, pl.DataFrame(generations, schema_overrides={"cache_key": pl.String})),
-            ]
-        )
+        store_evaluations(ctx, "prosqa", "coconut", rows)
     return accuracy
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from s2d_assets.core.warehouse import Warehouse
 from s2d_assets.defs.sql_models import SQL_FOLDER
-from s2d_assets.defs.tables import STAGE_TABLES, WAREHOUSE_TABLES
+from s2d_assets.defs.stage_assets import STAGES
+from s2d_assets.defs.tables import WAREHOUSE_TABLES
 from s2d_assets.sql.models import build_model, load_models
 from s2d_assets_tests.curation_sql import majority_vote
 
@@ -100,7 +101,7 @@ def rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
 
 def test_every_shipped_model_is_there_and_every_table_has_a_writer() -> None:
     assert {r.model.name for r in load_models(SQL_FOLDER, WAREHOUSE_TABLES)} == SHIPPED
-    assert {table for tables in STAGE_TABLES.values() for table in tables} == WAREHOUSE_TABLES
+    assert {table for stage in STAGES for table in stage.tables} == WAREHOUSE_TABLES
 
 
 def test_pool_summary(warehouse: Warehouse) -> None:

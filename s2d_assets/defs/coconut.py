@@ -1,152 +1,116 @@
-"""Coconut assets: data → starting model → one checkpoint per curriculum stage, baselines → evaluation."""
+"""Coconut's stage table: data → starting model → one checkpoint per curriculum stage, baselines → evaluation.
 
-from collections.abc import Callable
+The same ``Stage`` entries as the distillation pipeline's (``stage_assets.py``), in a second table built
+for the experiment's ``coconut`` section (its curriculum stages and baselines) and turned into assets by
+the same ``stage_asset()``: keys ``<task>/coconut/<stage>``, group ``coconut``. The stage functions
+live in ``coconut/stages.py``.
+"""
+
+from __future__ import annotations
+
 from typing import Any
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetsDefinition,
-    MaterializeResult,
-    ResourceParam,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetsDefinition
 
-from s2d_assets.coconut.stages import METHOD, CoconutPipeline, stage_name
+from s2d_assets.coconut import stages as coconut
+from s2d_assets.coconut.stages import METHOD, coconut_spec, stage_name
+from s2d_assets.config.coconut import CoconutSpec
 from s2d_assets.core.stage_result import StageResult
-from s2d_assets.defs.automation import eager_or_code_changed
-from s2d_assets.defs.common import WRITER_POOL, experiment_key, to_materialization
-from s2d_assets.defs.sources import COCONUT_GROUP, experiment_sources
-from s2d_assets.defs.stage_assets import base_model_key
+from s2d_assets.defs.sources import COCONUT_GROUP
+from s2d_assets.defs.stage_assets import BASE, Stage, card_lineage, stage_asset
 from s2d_assets.distill.context import StageContext
-from s2d_assets.distill.replicates import combined_version, run_replicates
 
-GROUP = COCONUT_GROUP
-
-
-def _pipeline(s2d: StageContext) -> CoconutPipeline:
-    return CoconutPipeline(s2d.experiment, s2d.paths)
+DATA, INIT_MODEL = "raw_inputs", "init_model"
 
 
-def _version(ctx: StageContext, version: Callable[[CoconutPipeline], str]) -> str:
-    """A Coconut stage's code version over the experiment's seeds (each seed draws its own graphs)."""
-    return combined_version(ctx, lambda replicate: version(_pipeline(replicate)))
+def _coconut_stage(name: str, **fields: Any) -> Stage:
+    return Stage(name=name, **{"per_method": True, "group": COCONUT_GROUP, "writes_warehouse": False, **fields})
 
 
-def _each_seed(s2d: StageContext, run: Callable[[CoconutPipeline], StageResult]) -> MaterializeResult:
-    """Run a Coconut stage once per seed (its own rows and checkpoints) and report them as one."""
-    return to_materialization(run_replicates(s2d, lambda replicate: run(_pipeline(replicate))))
+def _init_model(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
+    # the experiment's base model, for every seed alike (a scratch model needs none)
+    base = context.resources.s2d.base_model() if coconut_spec(ctx).model == "base" else None
+    return coconut.init_model(ctx, base, card_lineage(context))
 
 
-def _lineage(context: AssetExecutionContext, key: AssetKey) -> dict[str, Any]:
-    return {"code_version": context.assets_def.code_versions_by_key[key], "run_id": context.run_id}
-
-
-def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
-    coconut = _pipeline(ctx)
-    spec, task = coconut.spec, coconut.task
-
-    def key(name: str) -> AssetKey:
-        return experiment_key(ctx.experiment.name, task, METHOD, name)
-
-    data_key, init_key = key("raw_inputs"), key("init_model")
-    uses_base = spec.model == "base"
-    # The data reads the census names (defs/sources.py observes them, keyed beside raw_inputs).
-    sources = [source_key for source_key, group, _ in experiment_sources(ctx) if group == GROUP]
-
-    @asset(
-        key=data_key,
-        deps=sources,
-        group_name=GROUP,
-        automation_condition=eager_or_code_changed(),
-        pool=WRITER_POOL,
-        code_version=_version(ctx, CoconutPipeline.data_version),
-        description=f"{task} records (question, steps, answer): a train split and a labelled eval split.",
-    )
-    def data(s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        return _each_seed(s2d, CoconutPipeline.write_data)
-
-    @asset(
-        key=init_key,
-        deps=[data_key, *([base_model_key(ctx.experiment.name)] if uses_base else [])],
-        group_name=GROUP,
-        automation_condition=eager_or_code_changed(),
-        code_version=_version(ctx, CoconutPipeline.init_version),
-        description="The starting model with <bot>, <eot>, <latent>, <pause>: the base model, or a small Llama "
-        "initialised at random with a word-level tokenizer over the data.",
-    )
-    def init_model(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        base = s2d.base_model() if uses_base else None
-        lineage = _lineage(context, init_key)
-        return _each_seed(s2d, lambda pipeline: pipeline.init_model(base, lineage))
-
-    assets = [data, init_model]
-    previous = init_key
-    for stage in range(spec.max_stage + 1):
-        assets.append(_stage_asset(ctx, stage, key(stage_name(stage)), previous, data_key))
-        previous = key(stage_name(stage))
-    baseline_keys = [key(f"baseline_{system}") for system in spec.baselines]
-    for system, baseline_key in zip(spec.baselines, baseline_keys, strict=True):
-        assets.append(_baseline_asset(ctx, system, baseline_key, init_key, data_key))
-
-    @asset(
-        key=key("evaluation"),
-        deps=[previous, *baseline_keys, data_key],
-        group_name=GROUP,
-        automation_condition=eager_or_code_changed(),
-        pool=WRITER_POOL,
-        code_version=_version(ctx, CoconutPipeline.evaluation_version),
-        description=f"Greedy decoding on the eval split with {spec.n_thoughts} thoughts: accuracy and tokens per "
-        "item for No-CoT, CoT, pause tokens and Coconut (rows in `evaluations`, method 'coconut').",
-    )
-    def evaluation(s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        return _each_seed(s2d, CoconutPipeline.evaluate)
-
-    return [*assets, evaluation]
-
-
-def _stage_asset(
-    ctx: StageContext, stage: int, stage_key: AssetKey, previous: AssetKey, data_key: AssetKey
-) -> AssetsDefinition:
-    coconut = _pipeline(ctx)
+def _curriculum_stage(stage: int, spec: CoconutSpec) -> Stage:
+    previous = INIT_MODEL if stage == 0 else stage_name(stage - 1)
     replaced = (
         "full chain of thought"
         if stage == 0
-        else f"first {stage} step(s) as {stage * coconut.spec.thoughts_per_step} thought(s)"
+        else f"first {stage} step(s) as {stage * spec.thoughts_per_step} thought(s)"
     )
 
-    @asset(
-        key=stage_key,
-        deps=[previous, data_key],
-        group_name=GROUP,
-        automation_condition=eager_or_code_changed(),
-        code_version=_version(ctx, lambda pipeline: pipeline.stage_version(stage)),
-        description=f"Curriculum stage {stage} ({replaced}), trained from {'/'.join(previous.path)} "
-        "with a fresh optimizer.",
+    def run(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
+        previous_asset = "/".join([*context.asset_key.path[:-1], previous])
+        return coconut.train_stage(ctx, stage, {**card_lineage(context), "previous_asset": previous_asset})
+
+    return _coconut_stage(
+        stage_name(stage),
+        upstream=(previous, DATA),
+        tables=(),
+        version=lambda ctx, t, m: coconut.stage_version(coconut_spec(ctx), stage),
+        run=run,
+        description=f"Curriculum stage {stage} ({replaced}), trained from {previous} with a fresh optimizer.",
     )
-    def _stage(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        lineage = {**_lineage(context, stage_key), "previous_asset": "/".join(previous.path)}
-        return _each_seed(s2d, lambda pipeline: pipeline.train_stage(stage, lineage))
-
-    return _stage
 
 
-def _baseline_asset(
-    ctx: StageContext, system: str, baseline_key: AssetKey, init_key: AssetKey, data_key: AssetKey
-) -> AssetsDefinition:
-    coconut = _pipeline(ctx)
-
-    @asset(
-        key=baseline_key,
-        deps=[init_key, data_key],
-        group_name=GROUP,
-        automation_condition=eager_or_code_changed(),
-        code_version=_version(ctx, lambda pipeline: pipeline.baseline_version(system)),
-        description=f"Baseline {system}, trained from the starting model for {coconut.spec.baseline_epochs:g} epochs "
+def _baseline(system: str, spec: CoconutSpec) -> Stage:
+    return _coconut_stage(
+        f"baseline_{system}",
+        upstream=(INIT_MODEL, DATA),
+        tables=(),
+        version=lambda ctx, t, m: coconut.baseline_version(coconut_spec(ctx), system),
+        run=lambda c, ctx, t, m: coconut.train_baseline(ctx, system, card_lineage(c)),
+        description=f"Baseline {system}, trained from the starting model for {spec.baseline_epochs:g} epochs "
         "(the whole curriculum's budget).",
     )
-    def _baseline(context: AssetExecutionContext, s2d: ResourceParam[StageContext]) -> MaterializeResult:
-        lineage = _lineage(context, baseline_key)
-        return _each_seed(s2d, lambda pipeline: pipeline.train_baseline(system, lineage))
 
-    return _baseline
+
+def coconut_stages(spec: CoconutSpec) -> tuple[Stage, ...]:
+    """The Coconut stages of ``spec``: data, starting model, stages 0..K, the baselines, the evaluation."""
+    last = stage_name(spec.max_stage)
+    data = _coconut_stage(
+        DATA,
+        upstream=(),
+        tables=("inputs",),
+        version=lambda ctx, t, m: coconut.data_version(coconut_spec(ctx)),
+        run=lambda c, ctx, t, m: coconut.write_data(ctx),
+        description="Records (question, steps, answer): a train split and a labelled eval split.",
+        writes_warehouse=True,
+        reads_sources=True,  # the census names (defs/sources.py observes them, keyed beside raw_inputs)
+    )
+    init = _coconut_stage(
+        INIT_MODEL,
+        upstream=(DATA, *((BASE,) if spec.model == "base" else ())),
+        tables=(),
+        version=lambda ctx, t, m: coconut.init_version(coconut_spec(ctx)),
+        run=_init_model,
+        description="The starting model with <bot>, <eot>, <latent>, <pause>: the base model, or a small Llama "
+        "initialised at random with a word-level tokenizer over the data.",
+    )
+    evaluation = _coconut_stage(
+        "evaluation",
+        upstream=(last, *(f"baseline_{system}" for system in spec.baselines), DATA),
+        tables=("generations", "answer_counts", "evaluations", "evaluation_groups"),
+        version=lambda ctx, t, m: coconut.evaluation_version(coconut_spec(ctx)),
+        run=lambda c, ctx, t, m: coconut.evaluate(ctx),
+        description=f"Greedy decoding on the eval split with {spec.n_thoughts} thoughts: accuracy and tokens per "
+        "item for No-CoT, CoT, pause tokens and Coconut (rows in `evaluations`, method 'coconut').",
+        writes_warehouse=True,
+    )
+    return (
+        data,
+        init,
+        *(_curriculum_stage(stage, spec) for stage in range(spec.max_stage + 1)),
+        *(_baseline(system, spec) for system in spec.baselines),
+        evaluation,
+    )
+
+
+def coconut_assets(ctx: StageContext) -> list[AssetsDefinition]:
+    """Every Coconut asset of the experiment, from its stage table."""
+    spec = coconut_spec(ctx)
+    stages = coconut_stages(spec)
+    table = {stage.name: stage for stage in stages}
+    return [stage_asset(stage, ctx, spec.task_name, METHOD, table) for stage in stages]

@@ -9,6 +9,7 @@ from dagster import AssetKey, DagsterInstance, DataVersion, MaterializeResult, M
 from s2d_assets.core.stage_result import StageResult
 
 WRITER_POOL = "duckdb_writer"
+TABLES_METADATA = "s2d/tables"  # an asset's definition metadata: the warehouse tables it writes
 
 # The tags Dagster writes on every materialisation and observation of a versioned asset (documented
 # under "data versioning"; the constants themselves are not exported by the public ``dagster`` module).
@@ -31,10 +32,6 @@ def stage_key(experiment: str, task: str, method: str | None, stage: str) -> Ass
 
 def task_key(experiment: str, task: str, stage: str) -> AssetKey:
     return stage_key(experiment, task, None, stage)
-
-
-def method_key(experiment: str, task: str, method: str, stage: str) -> AssetKey:
-    return stage_key(experiment, task, method, stage)
 
 
 def latest_observed_version(instance: DagsterInstance, key: AssetKey) -> str | None:

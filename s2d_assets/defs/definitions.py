@@ -45,7 +45,7 @@ def build_definitions(
 
         assets += coconut_assets(ctx)
     # SQL models over the warehouse tables: their upstream assets are the stages that write those tables.
-    assets += sql_model_assets(experiment.name, sql_folder, table_producers(key for a in assets for key in a.keys))
+    assets += sql_model_assets(experiment.name, sql_folder, table_producers(assets))
     return Definitions(
         assets=[*observed, *assets],
         asset_checks=checks,

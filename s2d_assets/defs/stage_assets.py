@@ -1,14 +1,17 @@
 """What Dagster sees of the paper: one table of stages, turned into assets by one helper.
 
 Each ``Stage`` is the one place a stage's rules live: its asset (the last part of the key), its
-upstream stages, the warehouse tables it writes (which gives SQL models their upstream assets), its
-code version, the plain-Python function (``s2d_assets.distill``) that does the work, and how Dagster
-treats it: its automation condition, whether it reads the task's files, calls the engine or runs on
-Ray, which upstream code versions go into its model card, its asset checks and what follows it.
+upstream stages, the warehouse tables it writes (declared in the asset's metadata, which gives SQL
+models their upstream assets), its code version, the plain-Python function (``s2d_assets.distill``)
+that does the work, and how Dagster treats it: its automation condition, whether it reads its sources,
+calls the engine or runs on Ray, which upstream code versions go into its model card, its asset checks,
+what follows it and its group. Coconut's stages are a second table of ``Stage`` entries
+(``defs/coconut.py``), turned into assets by the same ``stage_asset()``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dagster import (
     AssetChecksDefinition,
@@ -39,16 +42,16 @@ from s2d_assets.defs.checks import (
     Check,
     stage_check,
 )
-from s2d_assets.defs.common import WRITER_POOL, experiment_key, stage_key, to_materialization
+from s2d_assets.defs.common import TABLES_METADATA, WRITER_POOL, experiment_key, stage_key, to_materialization
 from s2d_assets.defs.on_ray import ray_resource_keys, stage_runs_on_ray, training_on_ray
-from s2d_assets.defs.sources import source_key
+from s2d_assets.defs.sources import experiment_sources
 from s2d_assets.distill import plan
 from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.replicates import combined_version, run_replicates
 from s2d_assets.report.plots import plot_evaluation
-from s2d_assets.tasks.sources import all_sources
 
 BASE = "base_model"  # an upstream name meaning the base model asset
+UPSTREAM_CODE_VERSIONS = "s2d/upstream_code_versions"  # metadata: the code versions of ``Stage.lineage``
 
 
 def base_model_key(experiment: str) -> AssetKey:
@@ -91,6 +94,7 @@ class Stage:
     card_metadata: tuple[str, ...] = ()  # its metadata an export's card copies (defs/lineage.py)
     checks: tuple[Check, ...] = ()  # asset checks on it (defs/checks.py)
     after: After | None = None  # runs on the result once every seed ran
+    group: str = ""  # its asset group ("": the task)
 
 
 def _needs_base_model(ctx: StageContext, task: str, method: str) -> bool:
@@ -103,19 +107,20 @@ def _filter_calls_base_model(ctx: StageContext, task: str, method: str) -> bool:
     return CURATION_FILTERS.traits(ctx.experiment.curation_for(method).filter).calls_base_model
 
 
-def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
-    """Lineage in the model card: the code versions Dagster recorded for this asset and its upstream stages."""
-    lineage = {
-        "code_version": context.assets_def.code_versions_by_key[context.asset_key],
-        **{
-            f"{name}_code_version": version
-            for name, version in context.assets_def.metadata_by_key[context.asset_key][
-                "s2d/upstream_code_versions"
-            ].value.items()
-        },
+def card_lineage(context: AssetExecutionContext) -> dict[str, Any]:
+    """Lineage for a model card: the code versions Dagster recorded for this asset and the stages it
+    was built from (``Stage.lineage``), and the run."""
+    key = context.asset_key
+    upstream = context.assets_def.metadata_by_key[key].get(UPSTREAM_CODE_VERSIONS)
+    return {
+        "code_version": context.assets_def.code_versions_by_key[key],
+        **{f"{name}_code_version": version for name, version in (upstream.value.items() if upstream else ())},
         "run_id": context.run_id,
     }
-    return distill.train_checkpoint(ctx, task, method, ctx.base_model(), lineage)
+
+
+def _train(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
+    return distill.train_checkpoint(ctx, task, method, ctx.base_model(), card_lineage(context))
 
 
 def _evaluate(context: AssetExecutionContext, ctx: StageContext, task: str, method: str) -> StageResult:
@@ -219,9 +224,9 @@ STAGES: tuple[Stage, ...] = (
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
-def source_keys(ctx: StageContext, task: str) -> list[AssetKey]:
-    spec = ctx.experiment.tasks[task]
-    return [source_key(ctx.experiment.name, task, s.name) for s in all_sources(spec, ctx.paths.inbox, task)]
+def source_keys(ctx: StageContext, key: AssetKey) -> list[AssetKey]:
+    """The sources keyed beside ``key``: the files (and inbox) of its task, or Coconut's census names."""
+    return [source for source, _, _ in experiment_sources(ctx) if source.path[:-1] == key.path[:-1]]
 
 
 def stage_upstream(stage: Stage, ctx: StageContext, task: str, method: str) -> tuple[str, ...]:
@@ -235,33 +240,36 @@ def stage_version(stage: Stage, ctx: StageContext, task: str, method: str) -> st
     return combined_version(ctx, lambda replicate: stage.version(replicate, task, method))
 
 
-def stage_asset(stage: Stage, ctx: StageContext, task: str, method: str = "") -> AssetsDefinition:
-    """The one asset of ``stage`` for (task, method)."""
+def stage_asset(
+    stage: Stage, ctx: StageContext, task: str, method: str = "", stages: Mapping[str, Stage] = STAGE_BY_NAME
+) -> AssetsDefinition:
+    """The one asset of ``stage`` for (task, method); its upstream names are stages of ``stages``."""
 
     experiment = ctx.experiment.name
 
     def upstream_key(name: str) -> AssetKey:
         if name == BASE:
             return base_model_key(experiment)
-        return stage_key(experiment, task, method if STAGE_BY_NAME[name].per_method else None, name)
+        return stage_key(experiment, task, method if stages[name].per_method else None, name)
 
     key = stage_key(experiment, task, method if stage.per_method else None, stage.name)
     label = f"{task}/{method}" if stage.per_method else task
-    metadata = {}
+    # The tables it writes (SQL models depend on it through them, defs/tables.py).
+    metadata: dict[str, Any] = {TABLES_METADATA: MetadataValue.json(list(stage.tables))} if stage.tables else {}
     if stage.lineage:  # the code versions handed to Dagster for the stages it was built from
-        metadata["s2d/upstream_code_versions"] = MetadataValue.json(
-            {name: stage_version(STAGE_BY_NAME[name], ctx, task, method) for name in stage.lineage}
+        metadata[UPSTREAM_CODE_VERSIONS] = MetadataValue.json(
+            {name: stage_version(stages[name], ctx, task, method) for name in stage.lineage}
         )
 
     deps = [upstream_key(name) for name in stage_upstream(stage, ctx, task, method)]
     on_ray = stage_runs_on_ray(stage.runs_on_ray, stage.calls_engine(ctx, task, method), ctx.experiment)
     if stage.reads_sources:
-        deps += source_keys(ctx, task)
+        deps += source_keys(ctx, key)
 
     @asset(
         key=key,
         deps=deps,
-        group_name=task,
+        group_name=stage.group or task,
         pool=WRITER_POOL if stage.writes_warehouse else None,
         code_version=stage_version(stage, ctx, task, method),
         description=f"{stage.description} ({label})",

@@ -14,10 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from s2d_assets.config.experiment import Experiment
-from s2d_assets.core.answer_set import FREE
 from s2d_assets.core.base_models import BaseModel, local_model, provision_embedded
 from s2d_assets.core.fingerprint import content_hash
 from s2d_assets.core.paths import StatePaths, resolve_path
@@ -26,7 +23,6 @@ from s2d_assets.distill.judging import engine_answerer
 from s2d_assets.distill.teach import taught_model
 from s2d_assets.engines import CachedEngine, Engine, GenerationCache, build_engine
 from s2d_assets.methods import MethodDefinition, build_method
-from s2d_assets.methods.runner import ChainResult
 from s2d_assets.tasks import Task, build_task
 
 EngineFactory = Callable[[Path, str, "Path | None"], Engine]
@@ -114,7 +110,7 @@ class StageContext:
         base = self.base_model()
         return self.cached_engine(base.path, base.fingerprint, None, label)
 
-    # -- warehouse reads and the generations table ----------------------------------------------
+    # -- warehouse reads -------------------------------------------------------------------------
     def inputs(self, task_name: str, split: str) -> list[dict[str, Any]]:
         frame = self.warehouse.query(
             "SELECT input_id, prompt, reference, meta FROM inputs WHERE experiment = ? AND task = ? AND split = ? "
@@ -122,39 +118,3 @@ class StageContext:
             [self.experiment.name, task_name, split],
         )
         return [{**row, "meta": json.loads(row["meta"] or "{}")} for row in frame.iter_rows(named=True)]
-
-    def store_generations(
-        self,
-        task_name: str,
-        method: str,
-        system: str,
-        split: str,
-        results: list[ChainResult],
-        answers: list[str | None],
-        answer_mode: str = FREE,
-    ) -> pl.DataFrame:
-        """Replace one (task, method, system, split) slice of the ``generations`` table."""
-        frame = pl.DataFrame(
-            {
-                "task": task_name,
-                "method": method,
-                "system": system,
-                "split": split,
-                "input_id": [r.chain.input_id for r in results],
-                "variant_id": [r.chain.variant_id for r in results],
-                "sample_idx": [r.chain.sample_idx for r in results],
-                "steps": [json.dumps(r.steps) for r in results],
-                "output": [r.output for r in results],
-                "answer": answers,
-                "prompt_tokens": [r.prompt_tokens for r in results],
-                "completion_tokens": [r.completion_tokens for r in results],
-                "seconds": [r.seconds for r in results],
-                "cache_key": [r.cache_key for r in results],
-                "finish_reason": [r.finish_reason for r in results],  # "length": some step was cut at its budget
-                "answer_mode": answer_mode,
-            },
-            schema_overrides={"answer": pl.String, "finish_reason": pl.String},
-        )
-        where = {"task": task_name, "method": method, "system": system, "split": split}
-        self.warehouse.replace_rows("generations", where, frame)
-        return frame

@@ -34,6 +34,7 @@ from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import SYSTEM1_BASELINE, answer_eval_split
 from s2d_assets.distill.judging import position_metrics
 from s2d_assets.distill.reading import NOT_KNOWN, Reading
+from s2d_assets.distill.rows import store_evaluations, store_generations
 from s2d_assets.methods import system1_for
 from s2d_assets.tasks import EVAL
 from s2d_assets.tasks.judging import POSITION_INCONSISTENT
@@ -67,8 +68,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
             ctx, task_name, method_name, "distilled", s1_method, distilled_engine
         )
     else:  # nothing was distilled: no distilled answers (and none left over from an earlier, trained run)
-        where = {"task": task_name, "method": method_name, "system": "distilled", "split": EVAL}
-        ctx.warehouse.replace_rows("generations", where, pl.DataFrame())
+        store_generations(ctx, task_name, method_name, "distilled", EVAL, {})
     judged: dict[str, float | None] = {}
     if task.judges_pairs:  # verdicts in both orders: position consistency
         base_engine = ctx.cached_engine(base.path, base.fingerprint, None, f"{task_name}/system1")
@@ -119,10 +119,7 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
         else:
             row |= {"n": len(items)}  # untrained: no score, no answers
         rows.append(row)
-    frame = pl.DataFrame(rows, schema=EVALUATION_SCHEMA)
-    groups = pl.DataFrame(group_rows, schema=GROUP_SCHEMA)
-    where = {"task": task_name, "method": method_name}
-    ctx.warehouse.replace_tables([("evaluations", where, frame), ("evaluation_groups", where, groups)])
+    frame, groups = store_evaluations(ctx, task_name, method_name, rows, group_rows)
     return StageResult(
         data_version=rows_hash(frame.select("system", "n", "accuracy", "mean_tokens").rows()),
         metadata=_metadata(frame, groups, judging=task.judges_pairs)
@@ -130,46 +127,6 @@ def evaluate(ctx: StageContext, task_name: str, method_name: str, base: BaseMode
         | {key: value for key, value in judged.items() if value is not None},
         markdown=_markdown(frame, groups),
     )
-
-
-EVALUATION_SCHEMA = {
-    "task": pl.String,
-    "method": pl.String,
-    "system": pl.String,
-    "split": pl.String,
-    "n": pl.Int32,
-    "accuracy": pl.Float64,
-    "mean_tokens": pl.Float64,
-    "seconds_per_item": pl.Float64,
-    "checkpoint": pl.String,
-    "train_examples": pl.Int32,
-    "status": pl.String,
-    "majority_answer": pl.String,
-    "majority_rate": pl.Float64,
-    "top_answer": pl.String,
-    "top_answer_share": pl.Float64,
-    "answer_distribution": pl.String,
-    "parse_rate": pl.Float64,
-    "discarded": pl.Int32,
-    "n_parsed": pl.Int32,
-    "accuracy_parsed": pl.Float64,
-    "n_truncated": pl.Int32,
-    "n_unparsed_truncated": pl.Int32,
-    "n_finish_unknown": pl.Int32,
-    "truncation_rate": pl.Float64,
-    "answer_mode": pl.String,
-}
-GROUP_SCHEMA = {
-    "task": pl.String,
-    "method": pl.String,
-    "system": pl.String,
-    "split": pl.String,
-    "group_name": pl.String,
-    "n": pl.Int32,
-    "accuracy": pl.Float64,
-    "majority_rate": pl.Float64,
-    "top_answer_share": pl.Float64,
-}
 
 
 def majority_class(task: Any, references: Sequence[str]) -> tuple[str | None, float | None]:

@@ -11,6 +11,7 @@ from s2d_assets.core.base_models import BaseModel
 from s2d_assets.core.fingerprint import rows_hash
 from s2d_assets.core.stage_result import StageResult, markdown_table
 from s2d_assets.distill.context import StageContext
+from s2d_assets.distill.rows import chain_rows, store_generations
 from s2d_assets.methods import MethodDefinition, system1_for
 from s2d_assets.methods.runner import Chain, run_method
 from s2d_assets.tasks import EVAL, TRAIN, Task
@@ -55,7 +56,9 @@ def generate_system2(ctx: StageContext, task_name: str, method_name: str, base: 
         task.answer_format,
     )
     answers = [task.parse_answer(r.output, metas[(r.chain.input_id, r.chain.variant_id)]) for r in results]
-    frame = ctx.store_generations(task_name, method_name, "system2", TRAIN, results, answers, method.answer)
+    frame = store_generations(
+        ctx, task_name, method_name, "system2", TRAIN, chain_rows(results, answers, method.answer)
+    )
     parsed = sum(a is not None for a in answers)
     return StageResult(
         data_version=rows_hash(
@@ -101,7 +104,7 @@ def answer_eval_split(
         task.answer_format,
     )
     answers = [task.parse_answer(r.output, item["meta"]) for r, item in zip(results, items, strict=True)]
-    frame = ctx.store_generations(task_name, method_name, system, EVAL, results, answers, method.answer)
+    frame = store_generations(ctx, task_name, method_name, system, EVAL, chain_rows(results, answers, method.answer))
     correct = [task.is_correct(a, item["reference"]) for a, item in zip(answers, items, strict=True)]
     n = len(items)
     return frame, {

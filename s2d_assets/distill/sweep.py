@@ -25,6 +25,7 @@ from s2d_assets.distill.context import StageContext
 from s2d_assets.distill.generate import answer_eval_split, generate_system1_baseline
 from s2d_assets.distill.inputs import write_inputs
 from s2d_assets.distill.replicates import replicate_contexts
+from s2d_assets.distill.rows import chain_rows, store_generations
 from s2d_assets.methods.runner import Chain, ChainResult, chain_finish_reason, run_method
 from s2d_assets.tasks import EVAL
 from s2d_assets.tasks.base import answer_set
@@ -112,7 +113,8 @@ def self_consistent_eval(ctx: StageContext, task_name: str, method_name: str, ba
         voted.append(ChainResult(Chain(item["input_id"], item["prompt"]), steps=[step]))
         answers.append(winner)
         correct += bool(task.is_correct(winner, item["reference"]))
-    frame = ctx.store_generations(task_name, method_name, SELF_CONSISTENCY, EVAL, voted, answers, method.answer)
+    rows = chain_rows(voted, answers, method.answer)
+    frame = store_generations(ctx, task_name, method_name, SELF_CONSISTENCY, EVAL, rows)
     return {
         "n": len(items),
         "accuracy": correct / len(items) if items else 0.0,
