@@ -159,12 +159,21 @@ def train_sft(
 
 
 def _check_lengths(tokenizer, examples: Sequence[tuple[Prompt, str]], max_length: int) -> None:  # type: ignore[no-untyped-def]
-    """Truncation would cut the answer off (TRL then drops the example): refuse instead."""
+    """Truncation would cut the answer off (TRL then drops the example): refuse instead.
+
+    Each example is measured as TRL tokenizes it: a conversational one as the whole rendered chat, a
+    continuation as the engine's rendering of its prompt, the completion and EOS.
+    """
     from s2d_assets.engines.hf import chat_text
 
     for index, (prompt, completion) in enumerate(examples):
-        text = chat_text(tokenizer, _chat(prompt)) + completion
-        length = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # and the end of the turn
+        chat = _chat(prompt)
+        if chat[-1][0] == "assistant":
+            text = chat_text(tokenizer, chat) + completion + tokenizer.eos_token
+            length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            messages = [{"role": r, "content": c} for r, c in [*chat, ("assistant", completion)]]
+            length = len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
         if length > max_length:
             raise ValueError(
                 f"training example {index} is {length} tokens, over training.max_length={max_length}; "
